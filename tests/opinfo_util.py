@@ -1,0 +1,78 @@
+"""Running one OpInfo's samples through torchjax and torch; shared by the op tests."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.testing._internal.common_methods_invocations import op_db
+from torch.utils import _pytree as pytree
+
+import torchjax
+
+FULL = os.environ.get("TORCHJAX_OPINFO_FULL", "") not in ("", "0")
+MAX_SAMPLES = 10_000 if FULL else 4
+
+RANDOM_OPS = {
+    "bernoulli", "cauchy", "exponential", "geometric", "log_normal", "normal", "uniform",
+    "randn", "randn_like", "rand_like", "randint", "randint_like", "multinomial",
+    "nn.functional.dropout", "nn.functional.dropout2d", "nn.functional.dropout3d",
+    "nn.functional.alpha_dropout", "nn.functional.feature_alpha_dropout", "torch._C._nn.rrelu",
+    "nn.functional.rrelu",
+}  # fmt: skip
+
+# torch's own tolerances (OpInfo tests) are tighter for float64; XLA's transcendental
+# functions differ from torch's in the last bits of float32.
+TOLERANCES = {
+    torch.float32: dict(rtol=1.3e-5, atol=1e-5),
+    torch.float64: dict(rtol=1e-7, atol=1e-7),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1e-2),
+    torch.float16: dict(rtol=1e-3, atol=1e-3),
+}
+
+
+def op_id(op) -> str:
+    return op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
+
+
+OPS = {op_id(op): op for op in op_db}
+
+
+def samples(op, dtype, requires_grad=False):
+    out = []
+    for s in op.sample_inputs("cpu", dtype, requires_grad=requires_grad):
+        out.append(s)
+        if len(out) >= MAX_SAMPLES:
+            break
+    return out
+
+
+def _call(op, sample):
+    return op(sample.input, *sample.args, **sample.kwargs)
+
+
+def _check_random(actual, expected):
+    a_leaves, a_spec = pytree.tree_flatten(actual)
+    e_leaves, e_spec = pytree.tree_flatten(expected)
+    assert a_spec == e_spec, (a_spec, e_spec)
+    for a, e in zip(a_leaves, e_leaves):
+        if isinstance(e, torch.Tensor):
+            assert a.shape == e.shape and a.dtype == e.dtype, (a.shape, a.dtype, e.shape, e.dtype)
+            if a.is_floating_point() and a.numel():
+                assert torch.isfinite(a).all() or not torch.isfinite(e).all()
+
+
+def check_forward(op, dtype) -> int:
+    """Compare every capped sample of ``op`` in ``dtype``; returns how many were checked."""
+    tol = TOLERANCES.get(dtype, {})
+    checked = 0
+    for sample in samples(op, dtype):
+        expected = _call(op, sample)
+        fn = torchjax.jit(lambda inp, *args, **kwargs: op(inp, *args, **kwargs))
+        actual = fn(sample.input, *sample.args, **sample.kwargs)
+        if op.name in RANDOM_OPS:
+            _check_random(actual, expected)
+        else:
+            torchjax.testing.assert_close_tree(actual, expected, **tol)
+        checked += 1
+    return checked

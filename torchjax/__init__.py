@@ -1,0 +1,36 @@
+"""torchjax: run PyTorch code on JAX.
+
+Importing torchjax changes nothing global: no torch backend is renamed, no JAX config
+flag is flipped, no dispatch mode is left on.
+"""
+
+from ._src import ops as _ops  # noqa: F401  (registers the translation table)
+from ._src.compile import disable_jit as disable_jit
+from ._src.convert import JaxFunction as JaxFunction
+from ._src.convert import JaxModule as JaxModule
+from ._src.convert import jit as jit
+from ._src.convert import to_jax as to_jax
+from ._src.crossing import to_jax_array as to_jax_array
+from ._src.crossing import to_torch as to_torch
+from ._src.errors import TracingError as TracingError
+from ._src.errors import UnsupportedOpError as UnsupportedOpError
+from ._src.registry import register_op as register_op
+from ._src.registry import registered_ops as registered_ops
+from ._src.tensor import JaxTensor as JaxTensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "JaxFunction",
+    "JaxModule",
+    "JaxTensor",
+    "TracingError",
+    "UnsupportedOpError",
+    "disable_jit",
+    "jit",
+    "register_op",
+    "registered_ops",
+    "to_jax",
+    "to_jax_array",
+    "to_torch",
+]

@@ -1,0 +1,177 @@
+"""Capture: running torch code on JaxTensors to get a pure JAX function.
+
+The torch callable runs under :class:`CaptureMode` with JaxTensors for its inputs.
+Tensors it reaches that are not inputs (closures, module attributes) are *captured*:
+they become extra inputs of the pure function, read afresh (through the crossing
+cache) on every call, so nothing compiled ever holds a stale value. Writes to inputs
+or captured tensors are returned as updates and applied by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from torch.utils import _pytree as pytree
+
+from .crossing import crossing_cache
+from .errors import TracingError
+from .tensor import CaptureMode, JaxTensor, pop_context, push_context
+
+
+def is_array(x) -> bool:
+    return isinstance(x, (jax.Array, jax.core.Tracer))
+
+
+class Context:
+    """State of one capture level: which outer tensors it lifted, its PRNG key."""
+
+    def __init__(
+        self, capture: Capture | None, captured_values=(), key=None, parent=None, rng_error=None, key_factory=None
+    ):
+        self.capture = capture
+        self.key_factory = key_factory
+        self.captured_values = list(captured_values)
+        self.key = key
+        self.parent = parent
+        self.rng_error = rng_error
+        self.lifted: dict[int, tuple[torch.Tensor, JaxTensor, int | None]] = {}
+        self.discovered = False
+        self.used_random = False
+
+    def lift(self, t: torch.Tensor) -> JaxTensor:
+        hit = self.lifted.get(id(t))
+        if hit is not None:
+            return hit[1]
+        slot = None
+        if self.parent is not None:
+            value = self.parent.lift(t).value
+        else:
+            slot = self.capture.slot(t) if self.capture is not None else None
+            if slot is not None and slot < len(self.captured_values):
+                value = self.captured_values[slot]
+            else:
+                self.discovered = True
+                value = crossing_cache.get(t)
+        jt = JaxTensor(value)
+        self.lifted[id(t)] = (t, jt, slot)
+        return jt
+
+    def next_key(self) -> jax.Array:
+        if self.rng_error is not None:
+            raise RuntimeError(self.rng_error)
+        self.used_random = True
+        if self.key is None:
+            if self.parent is not None:
+                self.key = self.parent.next_key()
+            elif self.key_factory is not None:
+                self.key = jnp.asarray(self.key_factory())
+            else:
+                raise TracingError("torchjax: a random op ran with no PRNG key available")
+        self.key, sub = jax.random.split(self.key)
+        return sub
+
+    def mutated_lifted(self) -> list[tuple[torch.Tensor, JaxTensor, int | None]]:
+        return [entry for entry in self.lifted.values() if entry[1].mutated]
+
+
+def current_key() -> jax.Array:
+    """A fresh PRNG key from the innermost capture (random-op rules call this)."""
+    from .tensor import current_context
+
+    ctx = current_context()
+    if ctx is None:
+        raise TracingError("torchjax: a random op ran outside a capture")
+    return ctx.next_key()
+
+
+def seed_from_torch() -> np.ndarray:
+    """Two uint32 words drawn from torch's default generator: ``torch.manual_seed`` reproduces them."""
+    words = torch.randint(0, 2**32, (2,), dtype=torch.int64)
+    return words.numpy().astype(np.uint32)
+
+
+@dataclass
+class TraceResult:
+    out: Any  # pytree (torch pytree containers) of arrays / python values
+    arg_updates: dict[int, Any] = field(default_factory=dict)  # flat input leaf index -> new value
+    lifted_updates: list[tuple[torch.Tensor, Any, int | None]] = field(default_factory=list)
+
+
+def _wrap_input(x):
+    return JaxTensor(x) if is_array(x) else x
+
+
+def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceResult:
+    """Run torch ``fn`` on JaxTensors made from the arrays in ``args``/``kwargs``."""
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    wrapped = [_wrap_input(x) for x in leaves]
+    targs, tkwargs = pytree.tree_unflatten(wrapped, spec)
+    push_context(ctx)
+    try:
+        with CaptureMode(), torch.no_grad():
+            out = fn(*targs, **tkwargs)
+            out = pytree.tree_map(_output_value, out)
+    finally:
+        pop_context()
+    arg_updates = {i: w.value for i, w in enumerate(wrapped) if isinstance(w, JaxTensor) and w.mutated}
+    lifted_updates = [(t, jt.value, slot) for t, jt, slot in ctx.mutated_lifted()]
+    return TraceResult(out, arg_updates, lifted_updates)
+
+
+def _output_value(x):
+    if isinstance(x, JaxTensor):
+        return x.value
+    if isinstance(x, torch.Tensor):
+        from .tensor import lift
+
+        return lift(x).value
+    return x
+
+
+class Capture:
+    """A torch callable and the tensors it captures (in the order first met)."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.captured: list[torch.Tensor] = []
+        self._slots: dict[int, int] = {}
+
+    def slot(self, t: torch.Tensor) -> int:
+        s = self._slots.get(id(t))
+        if s is None or self.captured[s] is not t:
+            s = len(self.captured)
+            self.captured.append(t)
+            self._slots[id(t)] = s
+        return s
+
+    def captured_values(self, n: int | None = None) -> list[jax.Array]:
+        tensors = self.captured if n is None else self.captured[:n]
+        return [crossing_cache.get(t) for t in tensors]
+
+
+def write_back(t: torch.Tensor, value) -> None:
+    """Apply an update computed by JAX to the torch tensor it belongs to."""
+    from .crossing import array_to_torch
+
+    new = array_to_torch(value)
+    with torch.no_grad():
+        t.copy_(new)
+
+
+def any_tracer(leaves) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in leaves)
+
+
+def x64():
+    """The scope in which torchjax runs its own JAX work."""
+    return jax.enable_x64(True)
+
+
+def as_jnp(x):
+    return jnp.asarray(x)

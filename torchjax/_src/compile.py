@@ -1,0 +1,223 @@
+"""Compile-and-cache for captured torch code.
+
+A call is compiled once per *signature*: the input tree structure, the shape and dtype
+of every array leaf, the value of every non-array leaf (those are static), and what
+the transform itself fixes (argnums, in_dims, ...). Captured tensors are inputs of the
+executable, read through the crossing cache on every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+import torch
+from torch.utils import _pytree as pytree
+
+from .capture import Capture, Context, TraceResult, seed_from_torch, write_back
+from .crossing import crossing_cache, tensor_to_jax
+
+Body = Callable[[Context, tuple, dict], TraceResult]
+
+_local = threading.local()
+_STORM_THRESHOLD = 8
+
+
+def jit_disabled() -> bool:
+    return getattr(_local, "disabled", 0) > 0 or os.environ.get("TORCHJAX_DISABLE_JIT", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def disable_jit():
+    """Run torchjax calls op by op, without ``jax.jit``, for debugging.
+
+    Inside this block (or with the environment variable ``TORCHJAX_DISABLE_JIT=1``)
+    each torchjax call runs JAX eagerly on concrete values: ``print`` works inside the
+    converted code, and Python control flow on tensor values (``if x.sum() > 0``) works
+    outside ``vmap``.
+
+    Example:
+        >>> import torch, torchjax
+        >>> with torchjax.disable_jit():
+        ...     torchjax.func.grad(lambda x: x.sin().sum() if x.sum() > 0 else x.sum())(torch.ones(2))
+        tensor([0.5403, 0.5403])
+    """
+    _local.disabled = getattr(_local, "disabled", 0) + 1
+    try:
+        yield
+    finally:
+        _local.disabled -= 1
+
+
+def _is_dynamic(x) -> bool:
+    return isinstance(x, (torch.Tensor, jax.Array, np.ndarray))
+
+
+def _leaf_signature(x):
+    if isinstance(x, torch.Tensor):
+        return ("t", tuple(x.shape), x.dtype)
+    return ("a", tuple(x.shape), str(x.dtype))
+
+
+def _to_jax_leaf(x):
+    if isinstance(x, torch.Tensor):
+        return crossing_cache.get(x) if x.is_leaf or not x.requires_grad else tensor_to_jax(x)
+    return jax.numpy.asarray(x) if isinstance(x, np.ndarray) else x
+
+
+@dataclass
+class _Entry:
+    executable: Any
+    n_captured: int
+    used_random: bool
+    out_spec: Any
+    out_static: dict[int, Any]
+    arg_update_slots: list[int]
+    captured_update_slots: list[int]
+
+
+class Compiled:
+    """The compiled executables of one captured callable, one per signature."""
+
+    def __init__(self, capture: Capture, name: str):
+        self.capture = capture
+        self.name = name
+        self._cache: dict[Any, _Entry] = {}
+        self._static_variants: dict[Any, set] = {}
+        self._warned = False
+
+    def call(self, body: Body, args: tuple, kwargs: dict, *, transform_key: Any = (), to_torch: bool = True):
+        leaves, spec = pytree.tree_flatten((args, kwargs))
+        dyn_pos = [i for i, x in enumerate(leaves) if _is_dynamic(x)]
+        static = tuple((i, x) for i, x in enumerate(leaves) if not _is_dynamic(x))
+        try:
+            hash(static)
+        except TypeError:
+            bad = next(x for _, x in static if not _hashable(x))
+            raise TypeError(
+                f"{self.name}: an argument of type {type(bad).__name__} is neither a tensor nor "
+                "hashable; torchjax compiles non-tensor arguments in as constants, so they must be hashable"
+            ) from None
+        shape_sig = (spec, tuple(_leaf_signature(leaves[i]) for i in dyn_pos), transform_key)
+        sig = (shape_sig, static)
+        dyn_vals = [_to_jax_leaf(leaves[i]) for i in dyn_pos]
+
+        with jax.enable_x64(True):
+            if jit_disabled():
+                entry, result = self._trace(body, leaves, spec, dyn_pos, dyn_vals, eager=True)
+            else:
+                entry = self._cache.get(sig)
+                if entry is None:
+                    entry, _ = self._trace(body, leaves, spec, dyn_pos, dyn_vals, eager=False)
+                    self._cache[sig] = entry
+                    self._note_variant(shape_sig, static)
+                cvals = self.capture.captured_values(entry.n_captured)
+                seed = seed_from_torch() if entry.used_random else np.zeros(2, np.uint32)
+                result = entry.executable(cvals, seed, dyn_vals)
+            out_arrays, arg_updates, cap_updates = result
+
+            for slot, value in zip(entry.arg_update_slots, arg_updates):
+                target = leaves[dyn_pos[slot]]
+                if isinstance(target, torch.Tensor):
+                    write_back(target, value)
+            for slot, value in zip(entry.captured_update_slots, cap_updates):
+                write_back(self.capture.captured[slot], value)
+
+            out_leaves = []
+            it = iter(out_arrays)
+            n_out = len(out_arrays) + len(entry.out_static)
+            for i in range(n_out):
+                if i in entry.out_static:
+                    out_leaves.append(entry.out_static[i])
+                else:
+                    out_leaves.append(next(it))
+            if to_torch:
+                from .crossing import array_to_torch
+
+                out_leaves = [array_to_torch(x) if isinstance(x, jax.Array) else x for x in out_leaves]
+            return pytree.tree_unflatten(out_leaves, entry.out_spec)
+
+    def _trace(self, body, leaves, spec, dyn_pos, dyn_vals, *, eager: bool):
+        meta: dict[str, Any] = {}
+
+        def pure(cvals, seed, dyn):
+            full = list(leaves)
+            for i, v in zip(dyn_pos, dyn):
+                full[i] = v
+            a, k = pytree.tree_unflatten(full, spec)
+            ctx = Context(self.capture, cvals, key=jax.numpy.asarray(seed))
+            res = body(ctx, a, k)
+            out_leaves, out_spec = pytree.tree_flatten(res.out)
+            arrays = [x for x in out_leaves if isinstance(x, (jax.Array, jax.core.Tracer))]
+            meta["out_spec"] = out_spec
+            meta["out_static"] = {
+                i: x for i, x in enumerate(out_leaves) if not isinstance(x, (jax.Array, jax.core.Tracer))
+            }
+            meta["discovered"] = ctx.discovered
+            meta["used_random"] = ctx.used_random
+            arg_slots = sorted(res.arg_updates)
+            meta["arg_update_slots"] = [dyn_pos.index(i) for i in arg_slots]
+            cap = [(slot, v) for _, v, slot in res.lifted_updates]
+            meta["captured_update_slots"] = [s for s, _ in cap]
+            return arrays, [res.arg_updates[i] for i in arg_slots], [v for _, v in cap]
+
+        seed = seed_from_torch() if eager else np.zeros(2, np.uint32)
+        for _ in range(3):
+            cvals = self.capture.captured_values()
+            if eager:
+                result = pure(cvals, seed, dyn_vals)
+                break
+            traced = jax.jit(pure).trace(cvals, seed, dyn_vals)
+            if not meta["discovered"]:
+                break
+        else:  # pragma: no cover - a function that meets new tensors on every trace
+            raise RuntimeError(f"{self.name}: the captured tensors kept changing between traces")
+        entry = _Entry(
+            executable=None if eager else traced.lower().compile(),
+            n_captured=len(cvals),
+            used_random=meta["used_random"],
+            out_spec=meta["out_spec"],
+            out_static=meta["out_static"],
+            arg_update_slots=meta["arg_update_slots"],
+            captured_update_slots=meta["captured_update_slots"],
+        )
+        return entry, (result if eager else None)
+
+    def _note_variant(self, shape_sig, static) -> None:
+        variants = self._static_variants.setdefault(shape_sig, set())
+        variants.add(static)
+        if len(variants) >= _STORM_THRESHOLD and not self._warned:
+            self._warned = True
+            changing = _changing_positions(variants)
+            warnings.warn(
+                f"{self.name}: compiled {len(variants)} times for inputs of the same shapes because "
+                f"non-tensor arguments changed value (leaf positions {changing}). Each new Python "
+                "number is compiled in as a constant; pass values that change as tensors "
+                "(torch.tensor(x)) to compile once.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+
+def _hashable(x) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _changing_positions(variants) -> list[int]:
+    dicts = [dict(v) for v in variants]
+    keys = set().union(*dicts)
+    return sorted(k for k in keys if len({repr(d.get(k)) for d in dicts}) > 1)

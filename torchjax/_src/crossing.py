@@ -1,0 +1,159 @@
+"""Crossing tensors between torch and JAX through DLPack.
+
+Aligned dense CPU tensors cross zero-copy in both directions (the JAX array and the
+torch tensor share one buffer). Every dtype crosses unchanged: the conversion runs
+under a scoped ``jax.enable_x64(True)`` so int64/float64 are never narrowed, and the
+user's global JAX config is left alone.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from torch.utils import _pytree as pytree
+
+from . import dtypes
+
+# XLA's CPU client takes foreign buffers without a copy only when they are aligned.
+_ALIGNMENT = 16
+
+
+def _is_jax_array(x) -> bool:
+    return isinstance(x, jax.Array)
+
+
+def _dlpack_ready(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in a form DLPack accepts: detached, dense, aligned. Copies only when it must."""
+    t = t.detach()
+    if t.is_conj():
+        t = t.resolve_conj()
+    if t.is_neg():
+        t = t.resolve_neg()
+    if not t.is_contiguous() or (t.numel() > 0 and t.data_ptr() % _ALIGNMENT):
+        t = t.clone(memory_format=torch.contiguous_format)
+    return t
+
+
+def tensor_to_jax(t: torch.Tensor) -> jax.Array:
+    """One torch tensor -> ``jax.Array``, zero-copy where the buffer allows it."""
+    from .tensor import JaxTensor
+
+    if isinstance(t, JaxTensor):
+        return t.value
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"to_jax_array: expected a torch.Tensor, got {type(t).__name__}")
+    if t.device.type == "meta":
+        raise ValueError("to_jax_array: a meta tensor has no data to cross")
+    ready = _dlpack_ready(t)
+    with jax.enable_x64(True):
+        if ready.numel() == 0 or ready.dtype not in _DLPACK_DTYPES:
+            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(t.dtype))
+        if ready.dim() == 0 and ready.device.type == "cpu":
+            # 0-d buffers are tiny; a copy is cheaper than a DLPack capsule
+            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(t.dtype))
+        return jax.dlpack.from_dlpack(ready)
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).cpu().numpy().view(jnp.bfloat16)
+    if t.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        return t.view(torch.uint8).cpu().numpy().view(dtypes.to_jax_dtype(t.dtype))
+    return t.cpu().numpy()
+
+
+_DLPACK_DTYPES = {
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.complex64,
+    torch.complex128,
+}
+
+
+def array_to_torch(a: Any) -> torch.Tensor:
+    """One ``jax.Array`` -> torch tensor, zero-copy through DLPack."""
+    if isinstance(a, torch.Tensor):
+        return a
+    if not isinstance(a, jax.Array):
+        a = jnp.asarray(a)
+    if getattr(a, "is_fully_addressable", True) is False:
+        raise ValueError(
+            "to_torch: the array is sharded across processes; gather it first "
+            "(jax.experimental.multihost_utils.process_allgather)"
+        )
+    if len(a.sharding.device_set) > 1:
+        a = jax.device_put(a, next(iter(a.sharding.device_set)))
+    tdtype = dtypes.to_torch_dtype(a.dtype)
+    if a.size == 0 or tdtype not in _DLPACK_DTYPES:
+        return torch.from_numpy(np.asarray(a).copy()).view(tdtype) if a.size else torch.empty(a.shape, dtype=tdtype)
+    return torch.from_dlpack(a)
+
+
+def to_jax_array(tree: Any) -> Any:
+    """Torch tensors (in any pytree) -> ``jax.Array``s; other leaves unchanged.
+
+    Aligned dense CPU tensors cross without a copy: the result shares the buffer.
+    ``requires_grad`` tensors cross detached. dtypes are kept exactly (int64 stays
+    int64, float64 stays float64), whatever the global ``jax_enable_x64`` says.
+
+    Example:
+        >>> import torch, torchjax
+        >>> t = torch.arange(4, dtype=torch.int64)
+        >>> a = torchjax.to_jax_array(t)
+        >>> a.dtype, a.unsafe_buffer_pointer() == t.data_ptr()
+        (dtype('int64'), True)
+    """
+    return pytree.tree_map(lambda x: tensor_to_jax(x) if isinstance(x, torch.Tensor) else x, tree)
+
+
+def to_torch(tree: Any) -> Any:
+    """``jax.Array``s (in any pytree) -> torch tensors, zero-copy; other leaves unchanged.
+
+    Example:
+        >>> import jax.numpy as jnp, torchjax
+        >>> torchjax.to_torch({"w": jnp.ones((2, 3))})["w"].shape
+        torch.Size([2, 3])
+    """
+    return pytree.tree_map(lambda x: array_to_torch(x) if _is_jax_array(x) else x, tree)
+
+
+class CrossingCache:
+    """Remembers the JAX array made for a torch tensor until the tensor changes.
+
+    A tensor is unchanged while its ``_version`` (bumped by every in-place op), data
+    pointer, shape, strides and dtype are the same; parameters of a model that nothing
+    touched therefore cross once, not on every call.
+    """
+
+    def __init__(self):
+        self._entries: dict[int, tuple] = {}
+
+    def get(self, t: torch.Tensor) -> jax.Array:
+        key = id(t)
+        sig = (t._version, t.data_ptr() if t.numel() else 0, t.shape, t.stride(), t.dtype)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0]() is t and hit[1] == sig:
+            return hit[2]
+        arr = tensor_to_jax(t)
+        try:
+            ref = weakref.ref(t, lambda _r, k=key: self._entries.pop(k, None))
+        except TypeError:
+            return arr
+        self._entries[key] = (ref, sig, arr)
+        return arr
+
+
+crossing_cache = CrossingCache()

@@ -1,0 +1,101 @@
+"""The translation table: ATen overload -> JAX rule.
+
+A rule is a plain function over JAX arrays. Tensor arguments arrive as ``jax.Array``
+(or tracers), lists of tensors as lists of arrays, everything else as torch passed it
+(Python scalars, ``torch.dtype``, ``torch.device``, ...). A rule returns an array, or a
+tuple/list of arrays matching the overload's schema.
+
+Rules cover functional overloads; in-place (``add_``) and ``out=`` overloads, and
+views, are derived by the dispatcher from the functional rule and the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch._ops import OpOverload, OpOverloadPacket
+
+Rule = Callable[..., Any]
+F = TypeVar("F", bound=Rule)
+
+_RULES: dict[OpOverload, Rule] = {}
+
+
+def _as_overloads(ops) -> list[OpOverload]:
+    out: list[OpOverload] = []
+    for op in ops:
+        if isinstance(op, OpOverloadPacket):
+            raise TypeError(
+                f"register: got the packet {op}; name the overloads it covers, "
+                f"e.g. {op}.default or {op}.Tensor (available: {op.overloads()})"
+            )
+        if not isinstance(op, OpOverload):
+            raise TypeError(f"register: expected torch.ops.<ns>.<op>.<overload>, got {op!r}")
+        out.append(op)
+    return out
+
+
+def register(*ops: OpOverload, override: bool = False) -> Callable[[F], F]:
+    """Register ``fn`` as the rule for each overload in ``ops``.
+
+    A second registration of the same overload raises ``ValueError`` unless
+    ``override=True``: silently replacing a rule is how a table rots.
+    """
+    overloads = _as_overloads(ops)
+
+    def deco(fn: F) -> F:
+        for op in overloads:
+            if op in _RULES and not override:
+                prior = _RULES[op]
+                raise ValueError(
+                    f"register: {op} already has the rule {prior.__module__}.{prior.__qualname__}; "
+                    "pass override=True to replace it"
+                )
+        for op in overloads:
+            _RULES[op] = fn
+        return fn
+
+    return deco
+
+
+def register_op(*ops: OpOverload, override: bool = False) -> Callable[[F], F]:
+    """Register a JAX rule for ATen (or custom) operator overloads.
+
+    The rule receives ``jax.Array``s where the op takes tensors and returns arrays in
+    the op's output structure.
+
+    Example:
+        >>> import torch, jax.numpy as jnp, torchjax
+        >>> torch.library.define("demo::twice", "(Tensor x) -> Tensor")
+        >>> @torch.library.impl("demo::twice", "CompositeExplicitAutograd")
+        ... def _(x):
+        ...     return 2 * x
+        >>> @torchjax.register_op(torch.ops.demo.twice.default)
+        ... def twice(x):
+        ...     return 2 * x
+        >>> float(torchjax.to_jax(torch.ops.demo.twice)(jnp.ones(()))[()])
+        2.0
+    """
+    return register(*ops, override=override)
+
+
+def lookup(op: OpOverload) -> Rule | None:
+    return _RULES.get(op)
+
+
+def registered_ops() -> list[OpOverload]:
+    """Every overload that has a direct rule."""
+    return list(_RULES)
+
+
+def overloads(packet: OpOverloadPacket, *names: str) -> list[OpOverload]:
+    """The named overloads of a packet that exist in this torch build."""
+    return [getattr(packet, n) for n in names if n in packet.overloads()]
+
+
+def aten(name: str, *overload_names: str) -> list[OpOverload]:
+    """``aten(\"add\", \"Tensor\", \"Scalar\")`` -> existing overloads of ``aten.add``."""
+    packet = getattr(torch.ops.aten, name)
+    return overloads(packet, *(overload_names or ("default",)))

@@ -1,0 +1,383 @@
+"""``JaxTensor``: a torch.Tensor whose payload is a JAX array (or tracer).
+
+Every ATen op on a ``JaxTensor`` (and, while a capture is running, every ATen op at
+all) reaches :func:`dispatch`, which looks the overload up in the translation table.
+Views share a :class:`_Storage` with their base, so a write through a view changes
+the base as in torch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+
+from . import dtypes
+from .errors import TracingError, UnsupportedOpError
+from .registry import lookup
+
+aten = torch.ops.aten
+
+
+class _Storage:
+    """The mutable box that a base tensor and all of its views share."""
+
+    __slots__ = ("value", "version")
+
+    def __init__(self, value: jax.Array):
+        self.value = value
+        self.version = 0
+
+
+class JaxTensor(torch.Tensor):
+    """A torch tensor backed by a ``jax.Array``; produced while torchjax traces torch code."""
+
+    _storage: _Storage
+    _view_fn: Callable[[jax.Array], jax.Array] | None
+    _cached: jax.Array
+    _cached_version: int
+
+    @staticmethod
+    def __new__(cls, value, storage: _Storage | None = None, view_fn=None):
+        r = torch.Tensor._make_wrapper_subclass(
+            cls,
+            tuple(value.shape),
+            dtype=dtypes.to_torch_dtype(value.dtype),
+            device="cpu",
+            requires_grad=False,
+        )
+        r._storage = storage if storage is not None else _Storage(value)
+        r._view_fn = view_fn
+        r._cached = value
+        r._cached_version = r._storage.version
+        return r
+
+    def __init__(self, value, storage=None, view_fn=None):
+        super().__init__()
+
+    @property
+    def value(self) -> jax.Array:
+        """The current JAX value (recomputed from the base after a write)."""
+        st = self._storage
+        if self._cached_version != st.version:
+            self._cached = st.value if self._view_fn is None else self._view_fn(st.value)
+            self._cached_version = st.version
+        return self._cached
+
+    @property
+    def mutated(self) -> bool:
+        return self._storage.version > 0
+
+    def set_value(self, new: jax.Array) -> None:
+        """Write ``new`` into this tensor (and so into its base, for a view)."""
+        target_dtype = dtypes.to_jax_dtype(self.dtype)
+        new = jnp.asarray(new)
+        if new.dtype != target_dtype:
+            new = new.astype(target_dtype)
+        if tuple(new.shape) != tuple(self.shape):
+            new = jnp.broadcast_to(new, tuple(self.shape))
+        st = self._storage
+        if self._view_fn is None:
+            st.value = new
+        else:
+            base = st.value
+            index_map = self._view_fn(jnp.arange(base.size).reshape(base.shape))
+            if index_map.shape != new.shape:
+                raise TracingError("torchjax: cannot write through this view (it reinterprets its base)")
+            flat = base.reshape(-1).at[index_map.reshape(-1)].set(new.reshape(-1))
+            st.value = flat.reshape(base.shape)
+        st.version += 1
+        self._cached = new
+        self._cached_version = st.version
+
+    def view_of(self, fn: Callable[[jax.Array], jax.Array], value: jax.Array) -> JaxTensor:
+        parent = self._view_fn
+        composite = fn if parent is None else (lambda base: fn(parent(base)))
+        return JaxTensor(value, self._storage, composite)
+
+    def __repr__(self, *, tensor_contents=None) -> str:
+        return f"JaxTensor({self.value!r})"
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return dispatch(func, args, kwargs or {})
+
+
+# --------------------------------------------------------------------------- context
+
+_state = threading.local()
+
+
+def current_context():
+    stack = getattr(_state, "stack", None)
+    return stack[-1] if stack else None
+
+
+def push_context(ctx) -> None:
+    if not hasattr(_state, "stack"):
+        _state.stack = []
+    _state.stack.append(ctx)
+
+
+def pop_context() -> None:
+    _state.stack.pop()
+
+
+class CaptureMode(TorchDispatchMode):
+    """Routes every ATen op (factories included) to torchjax while a capture runs."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return dispatch(func, args, kwargs or {})
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _concrete(t: torch.Tensor) -> jax.Array:
+    from .crossing import to_jax_array
+
+    return to_jax_array(t)
+
+
+def lift(t: torch.Tensor) -> JaxTensor:
+    """The JaxTensor standing for a plain torch tensor met during a capture."""
+    if isinstance(t, JaxTensor):
+        return t
+    ctx = current_context()
+    if ctx is None:
+        return JaxTensor(_concrete(t))
+    return ctx.lift(t)
+
+
+def _unwrap(x):
+    if isinstance(x, JaxTensor):
+        return x.value
+    if isinstance(x, torch.Tensor):
+        return lift(x).value
+    return x
+
+
+def _wrap(x):
+    if isinstance(x, (jax.Array, jax.core.Tracer)):
+        return JaxTensor(x)
+    return x
+
+
+def _user_frame() -> str:
+    """The innermost stack frame that belongs to the user rather than torch/torchjax/jax."""
+    import traceback
+
+    skip = ("/torch/", "/torchjax/", "/jax/", "/jaxlib/", "/site-packages/", "<frozen")
+    for frame in reversed(traceback.extract_stack()):
+        if not any(s in frame.filename for s in skip):
+            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
+    return "<unknown>"
+
+
+def _to_python_scalar(func, t) -> Any:
+    value = _unwrap(t)
+    if isinstance(value, jax.core.Tracer):
+        raise TracingError(
+            f"torchjax: the traced code needs a tensor's value as a Python "
+            f"{'bool' if func is aten.is_nonzero.default else 'number'} "
+            f"({func}), which JAX cannot know while it traces.\n"
+            f"  at {_user_frame()}\n"
+            "Data-dependent Python control flow (`if x.sum() > 0:`, `.item()`, `.tolist()`) "
+            "must become tensor code: `torch.where(cond, a, b)` instead of `if`, or keep "
+            "the value a tensor. torchjax.func.grad/vjp/jacrev fall back to torch.func "
+            "for such functions when run with eager_fallback=True."
+        )
+    return value.item()
+
+
+def _is_view(func) -> bool:
+    rets = func._schema.returns
+    return bool(rets) and rets[0].alias_info is not None and not rets[0].alias_info.is_write
+
+
+def _functional_of(func):
+    """The functional overload an in-place (``add_``) or ``out=`` overload computes."""
+    schema = func._schema
+    name = func._overloadpacket.__name__
+    if any(a.is_out for a in schema.arguments):
+        packet = func._overloadpacket
+        wanted = [a.name for a in schema.arguments if not a.is_out]
+        for ov in packet.overloads():
+            cand = getattr(packet, ov)
+            if cand._schema.is_mutable:
+                continue
+            if [a.name for a in cand._schema.arguments] == wanted:
+                return cand
+        return None
+    if name.endswith("_"):
+        packet = getattr(aten, name[:-1], None)
+        if packet is not None and func._overloadname in packet.overloads():
+            cand = getattr(packet, func._overloadname)
+            if not cand._schema.is_mutable:
+                return cand
+    return None
+
+
+def _decompose(func, args, kwargs):
+    from torch._decomp import decomposition_table
+
+    decomp = decomposition_table.get(func)
+    ctx = current_context()
+    if decomp is not None:
+        if ctx is not None:
+            with CaptureMode():
+                return decomp(*args, **kwargs)
+        return decomp(*args, **kwargs)
+    if ctx is not None:
+        with CaptureMode():
+            out = func.decompose(*args, **kwargs)
+    else:
+        out = func.decompose(*args, **kwargs)
+    return out
+
+
+def unsupported(func) -> UnsupportedOpError:
+    return UnsupportedOpError(
+        f"torchjax has no rule for {func._schema.name}.{func._overloadname or 'default'} "
+        f"and torch has no decomposition for it.\n  schema: {func._schema}\n"
+        "Register a rule (it receives jax.Arrays for the tensor arguments):\n"
+        f"    @torchjax.register_op(torch.ops.{func.namespace}.{func._overloadpacket.__name__}"
+        f".{func._overloadname})\n"
+        f"    def {func._overloadpacket.__name__}(*args, **kwargs):\n"
+        "        return <jax.numpy expression>"
+    )
+
+
+_SPECIAL: dict[Any, Callable] = {}
+
+
+def _special(*ops):
+    def deco(fn):
+        for op in ops:
+            _SPECIAL[op] = fn
+        return fn
+
+    return deco
+
+
+@_special(aten.lift_fresh.default, aten.lift_fresh_copy.default)
+def _lift_fresh(func, args, kwargs):
+    (t,) = args
+    return t if isinstance(t, JaxTensor) else JaxTensor(_concrete(t))
+
+
+@_special(aten._local_scalar_dense.default, aten.is_nonzero.default)
+def _scalar(func, args, kwargs):
+    out = _to_python_scalar(func, args[0])
+    return bool(out) if func is aten.is_nonzero.default else out
+
+
+@_special(aten.detach.default, aten.alias.default)
+def _detach(func, args, kwargs):
+    t = lift(args[0])
+    return t.view_of(lambda v: v, t.value)
+
+
+@_special(aten.set_.source_Tensor)
+def _set_source(func, args, kwargs):
+    self, src = lift(args[0]), lift(args[1])
+    if tuple(self.shape) != tuple(src.shape) or self.dtype != src.dtype:
+        raise UnsupportedOpError("torchjax: Tensor.set_ (`t.data = other`) needs the same shape and dtype")
+    self.set_value(src.value)
+    return self
+
+
+@_special(aten.resize_.default)
+def _resize(func, args, kwargs):
+    self = lift(args[0])
+    if tuple(self.shape) == tuple(args[1]):
+        return self
+    raise UnsupportedOpError(
+        f"torchjax: Tensor.resize_ from {tuple(self.shape)} to {tuple(args[1])} is not supported "
+        "(JAX arrays have fixed shapes); create a new tensor instead"
+    )
+
+
+def _call_rule(func, args, kwargs):
+    rule = lookup(func)
+    if rule is None:
+        return None
+    out = rule(*tree_map(_unwrap, args), **tree_map(_unwrap, kwargs))
+    return tree_map(_wrap, out)
+
+
+def dispatch(func, args, kwargs):
+    special = _SPECIAL.get(func)
+    if special is not None:
+        return special(func, args, kwargs)
+
+    if _is_view(func):
+        rule = lookup(func)
+        if rule is None:
+            out = _decompose(func, args, kwargs)
+            if out is NotImplemented:
+                raise unsupported(func)
+            return out
+        base = lift(args[0])
+        rest = tree_map(_unwrap, args[1:])
+        kw = tree_map(_unwrap, kwargs)
+
+        def view_fn(v):
+            return rule(v, *rest, **kw)
+
+        out = view_fn(base.value)
+        if isinstance(out, (list, tuple)):
+            return type(out)(base.view_of(lambda v, i=i: view_fn(v)[i], o) for i, o in enumerate(out))
+        return base.view_of(view_fn, out)
+
+    schema = func._schema
+    if schema.is_mutable:
+        if lookup(func) is not None:
+            return _call_rule(func, args, kwargs)
+        functional = _functional_of(func)
+        if functional is None:
+            out = _decompose(func, args, kwargs)
+            if out is NotImplemented:
+                raise unsupported(func)
+            return out
+        out_names = [a.name for a in schema.arguments if a.is_out]
+        if out_names:
+            targets = [kwargs[n] for n in out_names]
+            fkwargs = {k: v for k, v in kwargs.items() if k not in out_names}
+            result = dispatch(functional, args, fkwargs)
+            results = result if isinstance(result, (list, tuple)) else (result,)
+            written = []
+            for tgt, res in zip(targets, results):
+                tgt_j = lift(tgt)
+                if tuple(tgt_j.shape) != tuple(res.shape) and tgt_j.numel() != 0:
+                    raise UnsupportedOpError(
+                        f"torchjax: {func} would resize its out= tensor from "
+                        f"{tuple(tgt_j.shape)} to {tuple(res.shape)}; pass an out= of the result's shape"
+                    )
+                if tuple(tgt_j.shape) != tuple(res.shape):
+                    raise UnsupportedOpError(f"torchjax: {func}: out= tensor of shape 0 cannot be resized")
+                tgt_j.set_value(res.value)
+                written.append(tgt)
+            return written[0] if len(written) == 1 else tuple(written)
+        # in-place: the first write-annotated argument is the target
+        idx = next(i for i, a in enumerate(schema.arguments) if a.alias_info and a.alias_info.is_write)
+        target = lift(args[idx])
+        result = dispatch(functional, args, kwargs)
+        target.set_value(result.value)
+        return args[idx]
+
+    out = _call_rule(func, args, kwargs)
+    if out is not None:
+        return out
+    out = _decompose(func, args, kwargs)
+    if out is NotImplemented:
+        raise unsupported(func)
+    return out
