@@ -1,3 +1,15 @@
 """The translation table's rules, one module per op family; importing registers them."""
 
-from . import pointwise  # noqa: F401
+from . import (  # noqa: F401
+    conv,
+    creation,
+    indexing,
+    linalg,
+    nn_misc,
+    norm,
+    pointwise,
+    pooling,
+    random,
+    reduction,
+    shape,
+)

@@ -1,0 +1,3 @@
+"""conv rules."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""creation rules."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""indexing rules."""
+
+from __future__ import annotations

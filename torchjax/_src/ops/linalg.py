@@ -1,0 +1,3 @@
+"""linalg rules."""
+
+from __future__ import annotations

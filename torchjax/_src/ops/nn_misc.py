@@ -1,0 +1,3 @@
+"""nn_misc rules."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""norm rules."""
+
+from __future__ import annotations

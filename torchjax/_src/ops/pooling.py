@@ -1,0 +1,3 @@
+"""pooling rules."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""random rules."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""reduction rules."""
+
+from __future__ import annotations

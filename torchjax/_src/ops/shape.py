@@ -1,0 +1,3 @@
+"""shape rules."""
+
+from __future__ import annotations
