@@ -4,7 +4,9 @@ Importing torchjax changes nothing global: no torch backend is renamed, no JAX c
 flag is flipped, no dispatch mode is left on.
 """
 
+from . import func as func
 from ._src import ops as _ops  # noqa: F401  (registers the translation table)
+from ._src.transforms.base import clear_cache as clear_cache
 from ._src.compile import disable_jit as disable_jit
 from ._src.convert import JaxFunction as JaxFunction
 from ._src.convert import JaxModule as JaxModule
@@ -26,7 +28,9 @@ __all__ = [
     "JaxTensor",
     "TracingError",
     "UnsupportedOpError",
+    "clear_cache",
     "disable_jit",
+    "func",
     "jit",
     "register_op",
     "registered_ops",

@@ -42,6 +42,7 @@ class Context:
         self.rng_error = rng_error
         self.lifted: dict[int, tuple[torch.Tensor, JaxTensor, int | None]] = {}
         self.discovered = False
+        self._counter = 0
         self.used_random = False
 
     def lift(self, t: torch.Tensor) -> JaxTensor:
@@ -63,18 +64,30 @@ class Context:
         return jt
 
     def next_key(self) -> jax.Array:
+        """A fresh key for one random op; marks every level as using randomness."""
         if self.rng_error is not None:
             raise RuntimeError(self.rng_error)
-        self.used_random = True
+        level: Context | None = self
+        while level is not None:
+            level.used_random = True
+            level = level.parent
+        return self.derive_key()
+
+    def derive_key(self) -> jax.Array:
+        """A new key folded from this level's base key and a Python counter.
+
+        Only a Python int changes here, never an array stored on an outer level, so a
+        key drawn inside a nested JAX transform cannot leak that transform's tracers.
+        """
         if self.key is None:
             if self.parent is not None:
-                self.key = self.parent.next_key()
+                self.key = self.parent.derive_key()
             elif self.key_factory is not None:
                 self.key = jnp.asarray(self.key_factory())
             else:
                 raise TracingError("torchjax: a random op ran with no PRNG key available")
-        self.key, sub = jax.random.split(self.key)
-        return sub
+        self._counter += 1
+        return jax.random.fold_in(self.key, self._counter)
 
     def mutated_lifted(self) -> list[tuple[torch.Tensor, JaxTensor, int | None]]:
         return [entry for entry in self.lifted.values() if entry[1].mutated]

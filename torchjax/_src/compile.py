@@ -164,11 +164,11 @@ class Compiled:
             meta["used_random"] = ctx.used_random
             arg_slots = sorted(res.arg_updates)
             meta["arg_update_slots"] = [dyn_pos.index(i) for i in arg_slots]
-            cap = [(slot, v) for _, v, slot in res.lifted_updates]
+            cap = [(slot, jt.value) for _, jt, slot in ctx.mutated_lifted()]
             meta["captured_update_slots"] = [s for s, _ in cap]
             return arrays, [res.arg_updates[i] for i in arg_slots], [v for _, v in cap]
 
-        seed = seed_from_torch() if eager else np.zeros(2, np.uint32)
+        seed = seed_from_torch() if eager else np.zeros(2, np.uint32)  # eager: a debug path
         for _ in range(3):
             cvals = self.capture.captured_values()
             if eager:

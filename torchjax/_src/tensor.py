@@ -192,8 +192,9 @@ def _to_python_scalar(func, t) -> Any:
             f"  at {_user_frame()}\n"
             "Data-dependent Python control flow (`if x.sum() > 0:`, `.item()`, `.tolist()`) "
             "must become tensor code: `torch.where(cond, a, b)` instead of `if`, or keep "
-            "the value a tensor. torchjax.func.grad/vjp/jacrev fall back to torch.func "
-            "for such functions when run with eager_fallback=True."
+            "the value a tensor. Outside vmap, torchjax.func's differentiation transforms "
+            "fall back to torch.func for such functions (with a warning), and "
+            "torchjax.disable_jit() runs converted code eagerly."
         )
     return value.item()
 

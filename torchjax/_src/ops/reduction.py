@@ -1,3 +1,514 @@
-"""reduction rules."""
+"""Reductions (sum, mean, var, norms, any/all, ...), scans (cumsum, cummax, ...) and
+the sort family (sort, topk, kthvalue, median, mode)."""
 
 from __future__ import annotations
+
+import builtins
+
+import jax
+import jax.numpy as jnp
+import torch
+from jax import lax
+
+from ..registry import aten, register
+from ._common import canonical_dim, canonical_dims, jdtype
+
+prims = torch.ops.prims
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _axes(x, dim) -> tuple[int, ...]:
+    """The axes ``dim`` names (None or [] = all); a 0-d tensor accepts dim 0 / -1 and has none."""
+    if x.ndim == 0:
+        for d in [dim] if isinstance(dim, int) else dim or ():
+            canonical_dim(d, 0)
+        return ()
+    return canonical_dims(dim, x.ndim)
+
+
+def _is_low_float(dtype) -> bool:
+    return dtype in (jnp.bfloat16, jnp.float16)
+
+
+def _acc(x):
+    """torch accumulates half-precision floats in float32 (its "opmath" type)."""
+    return x.astype(jnp.float32) if _is_low_float(x.dtype) else x
+
+
+def _is_int_like(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
+
+
+def _sum_dtype(x, dtype):
+    """sum/prod/cumsum promote integers and bool to int64 unless ``dtype`` is given."""
+    if dtype is not None:
+        return jdtype(dtype)
+    return jnp.int64 if _is_int_like(x.dtype) else x.dtype
+
+
+def _float_only(name: str, x, dtype=None):
+    target = jdtype(dtype) if dtype is not None else x.dtype
+    if not jnp.issubdtype(target, jnp.inexact):
+        torch_name = str(jax_to_torch(target)).removeprefix("torch.")
+        raise RuntimeError(
+            f"{name}(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {torch_name.capitalize()}"
+        )
+    return target
+
+
+def jax_to_torch(dtype):
+    from .. import dtypes
+
+    return dtypes.to_torch_dtype(dtype)
+
+
+def _real_dtype(dtype):
+    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+
+
+def _to_float(x):
+    """Integers and bool become torch's default float dtype (int -> float ops)."""
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.float32)
+
+
+# --------------------------------------------------------------------------- sum, prod, mean
+
+
+@register(*aten("sum", "default", "dim_IntList"))
+def sum(x, dim=None, keepdim=False, *, dtype=None):
+    out_dtype = _sum_dtype(x, dtype)
+    return jnp.sum(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
+
+
+@register(*aten("nansum"))
+def nansum(x, dim=None, keepdim=False, *, dtype=None):
+    out_dtype = _sum_dtype(x, dtype)
+    return jnp.nansum(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
+
+
+@register(*aten("prod", "default", "dim_int"))
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    out_dtype = _sum_dtype(x, dtype)
+    return jnp.prod(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
+
+
+@register(*aten("mean", "default", "dim"))
+def mean(x, dim=None, keepdim=False, *, dtype=None):
+    out_dtype = _float_only("mean", x, dtype)
+    return jnp.mean(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
+
+
+@register(*aten("nanmean"))
+def nanmean(x, dim=None, keepdim=False, *, dtype=None):
+    out_dtype = _float_only("nanmean", x, dtype)
+    return jnp.nanmean(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
+
+
+# --------------------------------------------------------------------------- var, std
+
+
+def _correction(unbiased=True, correction=None):
+    if correction is not None:
+        return correction
+    return 1 if unbiased else 0
+
+
+def _var_mean(x, axes, correction, keepdim):
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    xa = _acc(x)
+    m = jnp.mean(xa, axis=axes, keepdims=True)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    centered = xa - m
+    sq = jnp.real(centered * jnp.conj(centered)) if jnp.iscomplexobj(centered) else centered * centered
+    # torch divides by max(N - correction, 0): 0 gives inf (or nan when the sum is 0).
+    var = jnp.sum(sq, axis=axes, keepdims=keepdim) / builtins.max(n - correction, 0)
+    if not keepdim:
+        m = jnp.squeeze(m, axis=axes)
+    return var.astype(_real_dtype(x.dtype)), m.astype(x.dtype)
+
+
+def _var_args(x, args, kwargs):
+    """Normalise var's three overloads: (self, unbiased), (self, dim, unbiased, keepdim), correction=."""
+    dim, unbiased, keepdim = None, True, kwargs.get("keepdim", False)
+    if args and isinstance(args[0], bool):  # var.default(self, unbiased)
+        unbiased = args[0]
+    elif args:
+        dim = args[0]
+        if len(args) > 1:
+            unbiased = args[1]
+        if len(args) > 2:
+            keepdim = args[2]
+    dim = kwargs.get("dim", dim)
+    unbiased = kwargs.get("unbiased", unbiased)
+    return _axes(x, dim), _correction(unbiased, kwargs.get("correction")), keepdim
+
+
+@register(*aten("var", "default", "dim", "correction"))
+def var(x, *args, **kwargs):
+    return _var_mean(x, *_var_args(x, args, kwargs))[0]
+
+
+@register(*aten("std", "default", "dim", "correction"))
+def std(x, *args, **kwargs):
+    return jnp.sqrt(_var_mean(x, *_var_args(x, args, kwargs))[0])
+
+
+@register(*aten("var_mean", "default", "dim", "correction"))
+def var_mean(x, *args, **kwargs):
+    return _var_mean(x, *_var_args(x, args, kwargs))
+
+
+@register(*aten("std_mean", "default", "dim", "correction"))
+def std_mean(x, *args, **kwargs):
+    v, m = _var_mean(x, *_var_args(x, args, kwargs))
+    return jnp.sqrt(v), m
+
+
+# --------------------------------------------------------------------------- max, min, arg*
+
+
+@register(*aten("amax"))
+def amax(x, dim=(), keepdim=False):
+    return jnp.max(x, axis=_axes(x, dim), keepdims=keepdim)
+
+
+@register(*aten("amin"))
+def amin(x, dim=(), keepdim=False):
+    return jnp.min(x, axis=_axes(x, dim), keepdims=keepdim)
+
+
+@register(*aten("aminmax"))
+def aminmax(x, *, dim=None, keepdim=False):
+    axes = _axes(x, dim)
+    return jnp.min(x, axis=axes, keepdims=keepdim), jnp.max(x, axis=axes, keepdims=keepdim)
+
+
+def _arg_reduce(fn, x, dim, keepdim):
+    if dim is None:
+        out = fn(x.reshape(-1)).astype(jnp.int64)
+        return out.reshape((1,) * x.ndim) if keepdim else out
+    if x.ndim == 0:
+        canonical_dim(dim, 0)
+        return jnp.zeros((), jnp.int64)
+    return fn(x, axis=canonical_dim(dim, x.ndim), keepdims=keepdim).astype(jnp.int64)
+
+
+@register(*aten("argmax"))
+def argmax(x, dim=None, keepdim=False):
+    return _arg_reduce(jnp.argmax, x, dim, keepdim)
+
+
+@register(*aten("argmin"))
+def argmin(x, dim=None, keepdim=False):
+    return _arg_reduce(jnp.argmin, x, dim, keepdim)
+
+
+@register(*aten("max", "default"))
+def max(x):
+    return jnp.max(x)
+
+
+@register(*aten("min", "default"))
+def min(x):
+    return jnp.min(x)
+
+
+@register(*aten("max", "dim"))
+def max_dim(x, dim, keepdim=False):
+    return amax(x, [dim], keepdim), argmax(x, dim, keepdim)
+
+
+@register(*aten("min", "dim"))
+def min_dim(x, dim, keepdim=False):
+    return amin(x, [dim], keepdim), argmin(x, dim, keepdim)
+
+
+# --------------------------------------------------------------------------- logical, counting, norms
+
+
+def _logical_reduce(fn, x, dim, keepdim):
+    out = fn(x, axis=_axes(x, dim), keepdims=keepdim)
+    # torch keeps uint8 for uint8 inputs (a legacy of masks stored as bytes).
+    return out.astype(jnp.uint8) if x.dtype == jnp.uint8 else out
+
+
+@register(*aten("any", "default", "dim", "dims"))
+def any(x, dim=None, keepdim=False):
+    return _logical_reduce(jnp.any, x, dim, keepdim)
+
+
+@register(*aten("all", "default", "dim", "dims"))
+def all(x, dim=None, keepdim=False):
+    return _logical_reduce(jnp.all, x, dim, keepdim)
+
+
+@register(*aten("count_nonzero", "default", "dim_IntList"))
+def count_nonzero(x, dim=None):
+    return jnp.sum(x != 0, axis=_axes(x, dim), dtype=jnp.int64)
+
+
+@register(*aten("logsumexp"))
+def logsumexp(x, dim, keepdim=False):
+    x = _to_float(x)
+    axes = _axes(x, dim)
+    if x.ndim == 0:
+        return x
+    return jax.scipy.special.logsumexp(_acc(x), axis=axes, keepdims=keepdim).astype(x.dtype)
+
+
+def _vector_norm(x, ord, axes, keepdim):
+    a = jnp.abs(_acc(x))
+    ord = float(ord)
+    if ord == float("inf"):
+        return jnp.max(a, axis=axes, keepdims=keepdim)
+    if ord == float("-inf"):
+        return jnp.min(a, axis=axes, keepdims=keepdim)
+    if ord == 0:
+        return jnp.sum(a != 0, axis=axes, keepdims=keepdim).astype(a.dtype)
+    if ord == 1:
+        return jnp.sum(a, axis=axes, keepdims=keepdim)
+    if ord == 2:
+        return jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=keepdim))
+    return jnp.sum(a**ord, axis=axes, keepdims=keepdim) ** (1.0 / ord)
+
+
+@register(*aten("linalg_vector_norm"))
+def linalg_vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {x.dtype}")
+    if dtype is not None:
+        x = x.astype(jdtype(dtype))
+    out = _vector_norm(x, ord, _axes(x, dim), keepdim)
+    return out.astype(_real_dtype(x.dtype))
+
+
+@register(*aten("norm", "Scalar", "ScalarOpt_dim", "ScalarOpt_dim_dtype", "ScalarOpt_dtype"))
+def norm(x, p=2, dim=None, keepdim=False, *, dtype=None):
+    return linalg_vector_norm(x, 2 if p is None else p, dim, keepdim, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- scans
+
+
+def _scan_prep(x, dim):
+    return (x, None) if x.ndim == 0 else (x, canonical_dim(dim, x.ndim))
+
+
+@register(*aten("cumsum"))
+def cumsum(x, dim, *, dtype=None):
+    out_dtype = _sum_dtype(x, dtype)
+    x, axis = _scan_prep(x.astype(out_dtype), dim)
+    return x if axis is None else jnp.cumsum(_acc(x), axis=axis).astype(out_dtype)
+
+
+@register(*aten("cumprod"))
+def cumprod(x, dim, *, dtype=None):
+    out_dtype = _sum_dtype(x, dtype)
+    x, axis = _scan_prep(x.astype(out_dtype), dim)
+    return x if axis is None else jnp.cumprod(_acc(x), axis=axis).astype(out_dtype)
+
+
+@register(*aten("logcumsumexp"))
+def logcumsumexp(x, dim):
+    x, axis = _scan_prep(_to_float(x), dim)
+    return x if axis is None else lax.cumlogsumexp(_acc(x), axis=axis).astype(x.dtype)
+
+
+def _cum_extreme(x, dim, better):
+    """cummax/cummin: torch moves to a later element when it is as good or NaN."""
+    if x.ndim == 0:
+        canonical_dim(dim, 0)
+        return x, jnp.zeros((), jnp.int64)
+    axis = canonical_dim(dim, x.ndim)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    idx = jnp.broadcast_to(jnp.arange(x.shape[axis], dtype=jnp.int64).reshape(shape), x.shape)
+
+    def combine(a, b):
+        (va, ia), (vb, ib) = a, b
+        take_b = better(vb, va)
+        if jnp.issubdtype(va.dtype, jnp.inexact):
+            take_b = take_b | jnp.isnan(vb)
+        return jnp.where(take_b, vb, va), jnp.where(take_b, ib, ia)
+
+    return lax.associative_scan(combine, (x, idx), axis=axis)
+
+
+@register(*aten("cummax"))
+def cummax(x, dim):
+    return _cum_extreme(x, dim, lambda b, a: b >= a)
+
+
+@register(*aten("cummin"))
+def cummin(x, dim):
+    return _cum_extreme(x, dim, lambda b, a: b <= a)
+
+
+# --------------------------------------------------------------------------- sorting
+
+
+def _sort_keys(x, descending: bool) -> list:
+    """Keys for a stable ``lax.sort`` in torch's order: NaN above everything, -0.0 == 0.0."""
+    if x.dtype == jnp.bool_:
+        x = x.astype(jnp.uint8)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        nan = jnp.isnan(x)
+        v = jnp.where(nan | (x == 0), jnp.zeros((), x.dtype), x)
+        return [~nan, -v] if descending else [nan, v]
+    return [~x] if descending else [x]  # ~ reverses the order of every integer type
+
+
+def _sort(x, dim=-1, descending=False):
+    if x.ndim == 0:
+        canonical_dim(dim, 0)
+        return x, jnp.zeros((), jnp.int64)
+    axis = canonical_dim(dim, x.ndim)
+    idx = lax.broadcasted_iota(jnp.int64, x.shape, axis)
+    keys = _sort_keys(x, descending)
+    out = lax.sort((*keys, x, idx), dimension=axis, is_stable=True, num_keys=len(keys))
+    return out[-2], out[-1]
+
+
+@register(*aten("sort", "default"))
+def sort(x, dim=-1, descending=False):
+    # torch's CPU sort is stable, and the OpInfo tests compare indices.
+    return _sort(x, dim, descending)
+
+
+@register(*aten("sort", "stable"))
+def sort_stable(x, *, stable=None, dim=-1, descending=False):
+    return _sort(x, dim, descending)
+
+
+@register(*aten("argsort", "default"))
+def argsort(x, dim=-1, descending=False):
+    return _sort(x, dim, descending)[1]
+
+
+@register(*aten("argsort", "stable"))
+def argsort_stable(x, *, stable=False, dim=-1, descending=False):
+    return _sort(x, dim, descending)[1]
+
+
+def _take(arrays, axis, start, size):
+    return tuple(lax.slice_in_dim(a, start, start + size, axis=axis) for a in arrays)
+
+
+@register(*aten("topk"))
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    values, indices = _sort(x, dim, descending=largest)
+    if x.ndim == 0:
+        return values, indices
+    return _take((values, indices), canonical_dim(dim, x.ndim), 0, k)
+
+
+def _select_along(values, indices, axis, pos, keepdim):
+    """values/indices at per-slice position ``pos`` (an array shaped like the reduced slices)."""
+    pos = jnp.expand_dims(pos, axis)
+    v = jnp.take_along_axis(values, pos, axis=axis)
+    i = jnp.take_along_axis(indices, pos, axis=axis)
+    if not keepdim:
+        v, i = jnp.squeeze(v, axis), jnp.squeeze(i, axis)
+    return v, i
+
+
+@register(*aten("kthvalue"))
+def kthvalue(x, k, dim=-1, keepdim=False):
+    values, indices = _sort(x, dim)
+    if x.ndim == 0:
+        return values, indices
+    axis = canonical_dim(dim, x.ndim)
+    v, i = _take((values, indices), axis, k - 1, 1)
+    return (v, i) if keepdim else (jnp.squeeze(v, axis), jnp.squeeze(i, axis))
+
+
+def _median(x, dim, keepdim, ignore_nan):
+    if x.ndim == 0:
+        canonical_dim(dim, 0)
+        return x, jnp.zeros((), jnp.int64)
+    axis = canonical_dim(dim, x.ndim)
+    values, indices = _sort(x, axis)
+    n = x.shape[axis]
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        valid = jnp.sum(~jnp.isnan(x), axis=axis)
+        if ignore_nan:
+            pos = jnp.maximum(valid - 1, 0) // 2
+        else:  # NaN wins: torch returns the first NaN (sorted last, so at position `valid`)
+            pos = jnp.where(valid < n, valid, (n - 1) // 2)
+    else:
+        pos = jnp.full(values.shape[:axis] + values.shape[axis + 1 :], (n - 1) // 2)
+    return _select_along(values, indices, axis, pos, keepdim)
+
+
+@register(*aten("median", "dim"))
+def median_dim(x, dim, keepdim=False):
+    return _median(x, dim, keepdim, ignore_nan=False)
+
+
+@register(*aten("nanmedian", "dim"))
+def nanmedian_dim(x, dim, keepdim=False):
+    return _median(x, dim, keepdim, ignore_nan=True)
+
+
+@register(*aten("median", "default"))
+def median(x):
+    return _median(x.reshape(-1), 0, False, ignore_nan=False)[0]
+
+
+@register(*aten("nanmedian", "default"))
+def nanmedian(x):
+    return _median(x.reshape(-1), 0, False, ignore_nan=True)[0]
+
+
+@register(*aten("mode"))
+def mode(x, dim=-1, keepdim=False):
+    """The most frequent value (the smallest among ties) and its last index."""
+    if x.ndim == 0:
+        canonical_dim(dim, 0)
+        return x, jnp.zeros((), jnp.int64)
+    axis = canonical_dim(dim, x.ndim)
+    values, indices = _sort(x, axis)
+    n = x.shape[axis]
+    pos = lax.broadcasted_iota(jnp.int64, x.shape, axis)
+    prev = jnp.concatenate([lax.slice_in_dim(values, 0, 1, axis=axis), lax.slice_in_dim(values, 0, n - 1, axis=axis)], axis)
+    nxt = jnp.concatenate([lax.slice_in_dim(values, 1, n, axis=axis), lax.slice_in_dim(values, n - 1, n, axis=axis)], axis)
+    starts = (pos == 0) | (values != prev)
+    ends = (pos == n - 1) | (values != nxt)
+    run_start = lax.cummax(jnp.where(starts, pos, 0), axis=axis)
+    run_len = jnp.where(ends, pos - run_start + 1, 0)
+    best = jnp.argmax(run_len, axis=axis)  # first maximum: the smallest value among ties
+    return _select_along(values, indices, axis, best, keepdim)
+
+
+# --------------------------------------------------------------------------- prims (reached via decompositions)
+
+
+def _prim_axes(x, dims) -> tuple[int, ...]:
+    """prims name their axes exactly: None is all of them, [] is none."""
+    return tuple(range(x.ndim)) if dims is None else tuple(canonical_dim(d, x.ndim) for d in dims)
+
+
+def _prim_reduce(fn):
+    def rule(inp, dims, *, output_dtype=None):
+        out = fn(_acc(inp), axis=_prim_axes(inp, dims))
+        return out.astype(jdtype(output_dtype) if output_dtype is not None else inp.dtype)
+
+    return rule
+
+
+register(prims.sum.default)(_prim_reduce(jnp.sum))
+register(prims.prod.default)(_prim_reduce(jnp.prod))
+register(prims.amax.default)(_prim_reduce(jnp.max))
+register(prims.amin.default)(_prim_reduce(jnp.min))
+register(prims.xor_sum.default)(_prim_reduce(lambda x, axis: lax.reduce_xor_p.bind(x, axes=axis)))
+
+
+@register(prims.var.default)
+def prims_var(inp, dims, correction=1, *, output_dtype=None):
+    out = _var_mean(inp, _prim_axes(inp, dims), correction, False)[0]
+    return out.astype(jdtype(output_dtype)) if output_dtype is not None else out

@@ -1,0 +1,146 @@
+"""to_jax / jit: capture semantics, no stale state, clear errors, the op registry."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import torchjax
+from torchjax._src.registry import register
+
+
+def test_to_jax_function_under_jit_grad_vmap():
+    f = torchjax.to_jax(lambda x, y: torch.sin(x) * y)
+    x, y = jnp.arange(3.0), jnp.full(3, 2.0)
+    np.testing.assert_allclose(f(x, y), np.sin(np.arange(3.0)) * 2, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(f)(x, y), np.sin(np.arange(3.0)) * 2, rtol=1e-6)
+    g = jax.grad(lambda x: f(x, y).sum())(x)
+    np.testing.assert_allclose(g, 2 * np.cos(np.arange(3.0)), rtol=1e-6)
+    v = jax.vmap(f, in_axes=(0, None))(jnp.ones((4, 3)), y)
+    assert v.shape == (4, 3)
+
+
+def test_closure_tensor_update_is_seen():
+    w = torch.ones(3)
+    f = torchjax.to_jax(lambda x: x * w)
+    np.testing.assert_array_equal(f(jnp.ones(3)), np.ones(3))
+    w.add_(1)  # in place: same tensor, new value
+    np.testing.assert_array_equal(f(jnp.ones(3)), np.full(3, 2.0))
+    with torch.no_grad():
+        w.copy_(torch.tensor([5.0, 6.0, 7.0]))
+    np.testing.assert_array_equal(f(jnp.ones(3)), [5.0, 6.0, 7.0])
+
+
+def test_jit_sees_optimizer_step():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    fast = torchjax.jit(model)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(fast(x), model(x))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(x).pow(2).sum().backward()
+    opt.step()
+    torch.testing.assert_close(fast(x), model(x))
+    assert fast.compiled.cache_size() == 1
+
+
+def test_jit_writes_back_input_and_captured_mutation():
+    counter = torch.zeros(())
+
+    def f(x):
+        counter.add_(1)
+        x.mul_(2)
+        return x + counter
+
+    x = torch.ones(3)
+    out = torchjax.jit(f)(x)
+    torch.testing.assert_close(x, torch.full((3,), 2.0))
+    torch.testing.assert_close(counter, torch.tensor(1.0))
+    torch.testing.assert_close(out, torch.full((3,), 3.0))
+    torchjax.jit(f)(x)
+    torch.testing.assert_close(counter, torch.tensor(2.0))
+
+
+def test_view_write_changes_base():
+    def f(x):
+        y = x.clone()
+        y.view(-1)[0] = 100.0
+        y[1].mul_(0)
+        return y
+
+    x = torch.arange(6.0).reshape(3, 2)
+    torch.testing.assert_close(torchjax.jit(f)(x), f(x))
+
+
+def test_dtypes_preserved_inside_jit():
+    f = torchjax.jit(lambda x, i: (x * 2, i + 1, x.sum()))
+    x = torch.randn(3, dtype=torch.float64)
+    i = torch.tensor([2**40], dtype=torch.int64)
+    a, b, c = f(x, i)
+    assert a.dtype == torch.float64 and b.dtype == torch.int64 and c.dtype == torch.float64
+    assert b.item() == 2**40 + 1
+
+
+def test_unsupported_op_names_overload_and_fix():
+    torch.library.define("tjtest::mystery", "(Tensor x) -> Tensor")
+
+    @torch.library.impl("tjtest::mystery", "CompositeExplicitAutograd")
+    def _(x):
+        return x + 1
+
+    with pytest.raises(torchjax.UnsupportedOpError, match=r"tjtest::mystery\.default") as info:
+        torchjax.jit(torch.ops.tjtest.mystery)(torch.ones(2))
+    assert "register_op" in str(info.value)
+
+    @torchjax.register_op(torch.ops.tjtest.mystery.default)
+    def mystery(x):
+        return x + 1
+
+    torch.testing.assert_close(torchjax.jit(torch.ops.tjtest.mystery)(torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(ValueError, match="already has the rule"):
+        register(torch.ops.aten.sin.default)(lambda x: x)
+    with pytest.raises(TypeError, match="name the overloads"):
+        register(torch.ops.aten.sin)
+
+
+def test_data_dependent_control_flow_error_points_at_user_line():
+    def f(x):
+        if x.sum() > 0:  # the offending line
+            return x
+        return -x
+
+    with pytest.raises(torchjax.TracingError, match="the offending line"):
+        torchjax.jit(f)(torch.ones(2))
+    with torchjax.disable_jit():
+        torch.testing.assert_close(torchjax.jit(f)(torch.ones(2)), torch.ones(2))
+
+
+def test_recompile_storm_warns():
+    f = torchjax.jit(lambda x, s: x * s)
+    with pytest.warns(RuntimeWarning, match="compiled 8 times"):
+        for s in range(10):
+            f(torch.ones(2), float(s))
+
+
+def test_cache_hits_for_same_signature():
+    f = torchjax.jit(lambda x: x.sin())
+    for _ in range(3):
+        f(torch.randn(4))
+    f(torch.randn(5))
+    assert f.compiled.cache_size() == 2
+
+
+def test_module_to_jax_params_buffers_apply():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    params, buffers, apply = torchjax.to_jax(model)
+    assert set(params) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    x = torch.randn(5, 3)
+    out, new_buffers = jax.jit(apply)(params, buffers, torchjax.to_jax_array(x))
+    np.testing.assert_allclose(out, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    grads = jax.grad(lambda p: apply(p, buffers, torchjax.to_jax_array(x))[0].sum())(params)
+    assert grads["0.weight"].shape == (4, 3)

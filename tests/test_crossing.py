@@ -1,0 +1,105 @@
+"""torch <-> JAX crossing: zero-copy pointers, every dtype unchanged, odd layouts."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import torchjax
+
+ALL_DTYPES = [
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
+    torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8,
+]  # fmt: skip
+
+
+def _sample(dtype, shape=(3, 5)):
+    if dtype == torch.bool:
+        return torch.rand(shape) > 0.5
+    if dtype.is_complex:
+        return torch.randn(shape, dtype=dtype)
+    if dtype.is_floating_point:
+        return torch.randn(shape).to(dtype)
+    info = torch.iinfo(dtype)
+    return torch.randint(max(info.min, -1000), min(info.max, 1000), shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+def test_round_trip_keeps_dtype_and_values(dtype):
+    t = _sample(dtype)
+    a = torchjax.to_jax_array(t)
+    assert a.dtype == torchjax._src.dtypes.to_jax_dtype(dtype)
+    back = torchjax.to_torch(a)
+    assert back.dtype == dtype
+    assert torch.equal(back, t)
+
+
+def test_int64_and_float64_not_downcast_with_x64_off():
+    assert not jax.config.jax_enable_x64
+    assert torchjax.to_jax_array(torch.tensor([2**40], dtype=torch.int64)).dtype == jnp.int64
+    a = torchjax.to_jax_array(torch.tensor([1 + 1e-12], dtype=torch.float64))
+    assert a.dtype == jnp.float64
+    with jax.enable_x64(True):
+        assert float(a[0]) == 1 + 1e-12
+    assert not jax.config.jax_enable_x64
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.int32, torch.uint8], ids=str)
+def test_zero_copy_both_directions(dtype):
+    t = _sample(dtype, (64, 16))
+    a = torchjax.to_jax_array(t)
+    assert a.unsafe_buffer_pointer() == t.data_ptr()
+    back = torchjax.to_torch(a)
+    assert back.data_ptr() == a.unsafe_buffer_pointer()
+
+
+def test_requires_grad_tensor_crosses_detached():
+    p = torch.nn.Parameter(torch.randn(4, 4))
+    a = torchjax.to_jax_array(p)
+    assert a.unsafe_buffer_pointer() == p.data_ptr()
+    np.testing.assert_array_equal(np.asarray(a), p.detach().numpy())
+
+
+def test_non_contiguous_tensor_is_copied_correctly():
+    t = torch.randn(6, 8).t()
+    assert not t.is_contiguous()
+    a = torchjax.to_jax_array(t)
+    np.testing.assert_array_equal(np.asarray(a), t.numpy())
+    sliced = torch.arange(20.0)[::3]
+    np.testing.assert_array_equal(np.asarray(torchjax.to_jax_array(sliced)), sliced.numpy())
+
+
+def test_misaligned_tensor_is_copied_correctly():
+    base = torch.arange(33, dtype=torch.float32)
+    t = base[1:]  # 4-byte offset: not 16-byte aligned
+    assert t.data_ptr() % 16
+    a = torchjax.to_jax_array(t)
+    np.testing.assert_array_equal(np.asarray(a), t.numpy())
+
+
+def test_conj_and_neg_views_are_resolved():
+    z = torch.randn(4, dtype=torch.complex64)
+    np.testing.assert_allclose(np.asarray(torchjax.to_jax_array(z.conj())), z.conj().resolve_conj().numpy())
+
+
+def test_pytrees_cross():
+    tree = {"a": torch.ones(2), "b": [torch.zeros(3, dtype=torch.int64), 5, None]}
+    out = torchjax.to_jax_array(tree)
+    assert isinstance(out["a"], jax.Array) and out["b"][1] == 5 and out["b"][2] is None
+    assert out["b"][0].dtype == jnp.int64
+    back = torchjax.to_torch(out)
+    assert back["b"][0].dtype == torch.int64 and torch.equal(back["a"], tree["a"])
+
+
+def test_empty_and_scalar_tensors():
+    for t in (torch.empty(0, 3), torch.tensor(3.5), torch.tensor(7, dtype=torch.int64)):
+        back = torchjax.to_torch(torchjax.to_jax_array(t))
+        assert back.shape == t.shape and back.dtype == t.dtype and torch.equal(back, t)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(TypeError, match="expected a torch.Tensor"):
+        torchjax._src.crossing.tensor_to_jax([1, 2])

@@ -1,0 +1,1 @@
+"""JAX-executed implementations of the torch.func transforms."""

@@ -1,0 +1,522 @@
+"""grad, grad_and_value, vjp, jvp, linearize, jacrev, jacfwd, hessian — executed by JAX."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import torch
+from torch.utils import _pytree as pytree
+
+from .. import dtypes
+from ..capture import Context, TraceResult, is_array
+from ..errors import TracingError
+from .base import Child, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
+
+_RANDOM_ERROR = (
+    "vmap: called random operation while in randomness error mode. Please either use the "
+    "'same' or 'different' randomness flags on vmap or perform the randomness operation out of vmap"
+)
+
+
+def _check_float_inputs(call: str, diff_args) -> None:
+    for leaf in pytree.tree_leaves(diff_args):
+        if isinstance(leaf, torch.Tensor) and not (leaf.is_floating_point() or leaf.is_complex()):
+            raise RuntimeError(
+                f"{call}: only Tensors of floating point dtype can require gradients; got an "
+                f"input of dtype {leaf.dtype}. Differentiate with respect to floating point inputs "
+                "(x.float()) or move integer inputs out of argnums."
+            )
+
+
+def _replace(args: tuple, argnums: tuple[int, ...], values) -> tuple:
+    a = list(args)
+    for i, v in zip(argnums, values):
+        a[i] = v
+    return tuple(a)
+
+
+class _Differentiating(Transform):
+    """Differentiation transforms fall back to torch.func on data-dependent Python control flow."""
+
+    _eager_fallback: set = set()
+
+    def torch_func_equivalent(self) -> Callable:
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        from ..tensor import current_context
+        from .base import fn_key
+
+        key = fn_key(self)
+        if current_context() is None and key in _Differentiating._eager_fallback:
+            return self.torch_func_equivalent()(*args, **kwargs)
+        try:
+            return super().__call__(*args, **kwargs)
+        except TracingError as e:
+            if current_context() is not None:
+                raise
+            warnings.warn(
+                f"{self.call_repr()}: the function uses a tensor's value in Python control flow, "
+                f"which JAX cannot trace; running it with torch.func instead (eager, not XLA).\n{e}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            _Differentiating._eager_fallback.add(key)
+            return self.torch_func_equivalent()(*args, **kwargs)
+
+
+class GradAndValue(_Differentiating):
+    api = "grad_and_value"
+
+    def __init__(self, fn: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False):
+        super().__init__(fn)
+        self.argnums = argnums
+        self.has_aux = has_aux
+
+    def config_key(self):
+        return (self.argnums, self.has_aux)
+
+    def call_repr(self):
+        return f"{self.api}({fn_name(self.fn)}, argnums={self.argnums})(<inputs>)"
+
+    def torch_func_equivalent(self):
+        f = torch.func.grad_and_value if self.api == "grad_and_value" else torch.func.grad
+        return f(self.fn, argnums=self.argnums, has_aux=self.has_aux)
+
+    def plan(self, args, kwargs):
+        argnums = check_argnums(self.api, self.call_repr(), self.argnums, len(args))
+        _check_float_inputs(self.call_repr(), [args[i] for i in argnums])
+        return argnums
+
+    def impl(self, ctx: Context, plan, args, kwargs) -> TraceResult:
+        argnums = plan
+        child = Child(self.fn, ctx)
+        has_aux = self.has_aux
+
+        def g(*diff):
+            out, side = child.run(_replace(args, argnums, diff), kwargs)
+            aux = None
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise RuntimeError(
+                        "grad_and_value(f)(*args): output of function f should be a tuple: "
+                        "(output, aux) if has_aux is True"
+                    )
+                out, aux = out
+            if not is_array(out):
+                raise RuntimeError(
+                    f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}"
+                )
+            if out.ndim != 0:
+                raise RuntimeError(
+                    "grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
+                    f"tensor with {out.ndim} dims. Maybe you wanted to use the vjp or jacrev APIs instead?"
+                )
+            value = out
+            if not jnp.issubdtype(out.dtype, jnp.inexact):
+                out = out.astype(jnp.float32)  # integer outputs have zero gradient, as in torch
+            return out, (value, aux, side)
+
+        jax_argnums = 0 if isinstance(self.argnums, int) else tuple(range(len(argnums)))
+        grads, (value, aux, side) = jax.grad(g, argnums=jax_argnums, has_aux=True)(*[args[i] for i in argnums])
+        updates = child.apply_side(side)
+        result = self.assemble(grads, value, aux)
+        return TraceResult(result, updates)
+
+    def assemble(self, grads, value, aux):
+        return (grads, (value, aux)) if self.has_aux else (grads, value)
+
+
+class Grad(GradAndValue):
+    api = "grad"
+
+    def assemble(self, grads, value, aux):
+        return (grads, aux) if self.has_aux else grads
+
+
+def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """``torch.func.grad``, executed by JAX: the gradient of a scalar function.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> func.grad(lambda x: (x ** 2).sum())(torch.tensor([1.0, 2.0]))
+        tensor([2., 4.])
+    """
+    return Grad(func, argnums, has_aux)
+
+
+def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """``torch.func.grad_and_value``: the gradient and the value, in one JAX pass.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> g, v = func.grad_and_value(lambda x: (x ** 2).sum())(torch.tensor([1.0, 2.0]))
+        >>> g, v
+        (tensor([2., 4.]), tensor(5.))
+    """
+    return GradAndValue(func, argnums, has_aux)
+
+
+# --------------------------------------------------------------------------- residual functions
+
+
+class _ResidualFn:
+    """A function of tangents/cotangents closed over residuals computed by a transform.
+
+    At top level the residuals are torch tensors (zero-copy views of JAX buffers) and a
+    call runs a cached ``jax.jit`` of the pullback; inside a capture they are arrays of
+    the enclosing trace.
+    """
+
+    _jitted: dict = {}
+
+    def __init__(self, api: str, treedef, residuals: list, out_spec, out_avals, top_level: bool):
+        self.api = api
+        self.out_avals = out_avals
+        self.treedef = treedef
+        self.residuals = residuals
+        self.out_spec = out_spec
+        self.top_level = top_level
+
+    def _check(self, cts):
+        _, spec = pytree.tree_flatten(cts)
+        if spec != self.out_spec:
+            raise RuntimeError(
+                f"{self.api}: Expected pytree structure of cotangents to be the same as pytree "
+                f"structure of outputs to the function. cotangents: {spec.treespec_pprint() if hasattr(spec, 'treespec_pprint') else spec}, "
+                f"primal output: {self.out_spec}"
+            )
+
+    def _conform(self, cts):
+        """Shapes must match the outputs; dtypes are cast to the outputs' as torch does."""
+        leaves, spec = pytree.tree_flatten(cts)
+        fixed = []
+        for i, (ct, (shape, dtype)) in enumerate(zip(leaves, self.out_avals)):
+            if tuple(ct.shape) != shape:
+                raise RuntimeError(
+                    f"{self.api}: Mismatch in shape: grad_output[{i}] has a shape of "
+                    f"{torch.Size(ct.shape)} and output[{i}] has a shape of {torch.Size(shape)}."
+                )
+            if isinstance(ct, torch.Tensor):
+                ct = ct.to(dtypes.to_torch_dtype(dtype))
+            else:
+                ct = ct.astype(dtype)
+            fixed.append(ct)
+        return pytree.tree_unflatten(fixed, spec)
+
+    def apply(self, cts):
+        cts = self._conform(cts)
+        if not self.top_level:
+            fn = jax.tree_util.tree_unflatten(self.treedef, unwrap_tree(self.residuals))
+            return wrap_tree(fn(unwrap_tree(cts)))
+        from ..crossing import to_jax_array, to_torch
+
+        key = self.treedef
+        jitted = _ResidualFn._jitted.get(key)
+        if jitted is None:
+            treedef = self.treedef
+            jitted = jax.jit(lambda res, ct: jax.tree_util.tree_unflatten(treedef, res)(ct))
+            _ResidualFn._jitted[key] = jitted
+        with jax.enable_x64(True):
+            return to_torch(jitted(to_jax_array(self.residuals), to_jax_array(cts)))
+
+
+def _split_residuals(fn) -> tuple[Any, list]:
+    leaves, treedef = jax.tree_util.tree_flatten(fn)
+    return treedef, leaves
+
+
+class Vjp(_Differentiating):
+    api = "vjp"
+
+    def __init__(self, fn, has_aux: bool):
+        super().__init__(fn)
+        self.has_aux = has_aux
+
+    def config_key(self):
+        return (self.has_aux,)
+
+    def call_repr(self):
+        return f"vjp({fn_name(self.fn)}, *primals)"
+
+    def torch_func_equivalent(self):
+        return lambda *primals: torch.func.vjp(self.fn, *primals, has_aux=self.has_aux)
+
+    def plan(self, args, kwargs):
+        _check_float_inputs(self.call_repr(), args)
+        return len(args)
+
+    def impl(self, ctx, plan, args, kwargs):
+        child = Child(self.fn, ctx)
+        has_aux = self.has_aux
+
+        def g(*primals):
+            out, side = child.run(primals, kwargs)
+            aux = None
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise RuntimeError(
+                        "vjp(f, *primals): output of function f should be a tuple: (output, aux) "
+                        "if has_aux is True"
+                    )
+                out, aux = out
+            return out, (aux, side)
+
+        out, pullback, (aux, side) = jax.vjp(g, *args, has_aux=True)
+        updates = child.apply_side(side)
+        treedef, residuals = _split_residuals(pullback)
+        out_leaves, out_spec = pytree.tree_flatten(out)
+        avals = tuple((tuple(x.shape), x.dtype) for x in out_leaves)
+        return TraceResult((out, residuals, aux, (treedef, out_spec, avals)), updates)
+
+    def finish(self, out, plan, to_torch_values):
+        primal_out, residuals, aux, (treedef, out_spec, avals) = out
+        rfn = _ResidualFn("vjp", treedef, residuals, out_spec, avals, top_level=to_torch_values)
+
+        def vjp_fn(cotangents, *, retain_graph=None, create_graph=None):
+            rfn._check(cotangents)
+            return tuple(rfn.apply(cotangents))
+
+        return (primal_out, vjp_fn, aux) if self.has_aux else (primal_out, vjp_fn)
+
+
+def vjp(func: Callable, *primals: Any, has_aux: bool = False):
+    """``torch.func.vjp``: the output and a function mapping cotangents to input gradients.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> out, vjp_fn = func.vjp(torch.sin, torch.zeros(2))
+        >>> vjp_fn(torch.ones(2))
+        (tensor([1., 1.]),)
+    """
+    return Vjp(func, has_aux)(*primals)
+
+
+class Jvp(_Differentiating):
+    api = "jvp"
+
+    def __init__(self, fn, has_aux: bool, strict: bool):
+        super().__init__(fn)
+        self.has_aux = has_aux
+        self.strict = strict
+
+    def config_key(self):
+        return (self.has_aux,)
+
+    def call_repr(self):
+        return f"jvp({fn_name(self.fn)}, primals, tangents)"
+
+    def torch_func_equivalent(self):
+        return lambda primals, tangents: torch.func.jvp(self.fn, primals, tangents, has_aux=self.has_aux)
+
+    def plan(self, args, kwargs):
+        primals, tangents = args
+        if not isinstance(primals, tuple):
+            raise RuntimeError(
+                "jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid to call f(*primals)."
+            )
+        if not isinstance(tangents, tuple):
+            raise RuntimeError(
+                "jvp(f, primals, tangents): Expected tangents to be a tuple. E.g. it should be valid to call f(*primals)."
+            )
+        _, p_spec = pytree.tree_flatten(primals)
+        _, t_spec = pytree.tree_flatten(tangents)
+        if p_spec != t_spec:
+            raise RuntimeError(
+                "jvp(f, primals, tangents): Expected primals and tangents to have the same python "
+                f"structure. For example, if primals is a tuple of 3 tensors, tangents also must "
+                f"be. Got primals with structure {p_spec} and tangents with structure {t_spec}"
+            )
+        for p, t in zip(pytree.tree_leaves(primals), pytree.tree_leaves(tangents)):
+            if isinstance(p, torch.Tensor) and isinstance(t, torch.Tensor) and p.shape != t.shape:
+                raise RuntimeError(
+                    f"jvp(f, primals, tangents): Expected primals and tangents to have the same "
+                    f"shape, got a primal of shape {tuple(p.shape)} and a tangent of shape {tuple(t.shape)}"
+                )
+        return ()
+
+    def impl(self, ctx, plan, args, kwargs):
+        primals, tangents = args
+        child = Child(self.fn, ctx)
+        has_aux = self.has_aux
+
+        def g(*p):
+            out, side = child.run(p, kwargs)
+            aux = None
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise RuntimeError(
+                        "jvp(f, primals, tangents): output of function f should be a tuple: "
+                        "(output, aux) if has_aux is True"
+                    )
+                out, aux = out
+            return out, (aux, side)
+
+        tangents = jax.tree_util.tree_map(lambda p, t: t.astype(p.dtype) if is_array(t) else t, primals, tangents)
+        out, tangent_out, (aux, side) = jax.jvp(g, primals, tangents, has_aux=True)
+        updates = child.apply_side(side)
+        return TraceResult((out, tangent_out, aux) if self.has_aux else (out, tangent_out), updates)
+
+
+def jvp(func: Callable, primals: Any, tangents: Any, *, strict: bool = False, has_aux: bool = False):
+    """``torch.func.jvp``: the output and the Jacobian-vector product, forward mode.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> func.jvp(torch.sin, (torch.zeros(2),), (torch.ones(2),))
+        (tensor([0., 0.]), tensor([1., 1.]))
+    """
+    return Jvp(func, has_aux, strict)(primals, tangents)
+
+
+def linearize(func: Callable, *primals: Any):
+    """``torch.func.linearize``: the output and a cached jvp function at ``primals``.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> out, jvp_fn = func.linearize(torch.sin, torch.zeros(2))
+        >>> jvp_fn(torch.ones(2))
+        tensor([1., 1.])
+    """
+    saved = primals
+    jvp_t = Jvp(func, False, False)
+    out, _ = jvp_t(saved, tuple(pytree.tree_map(lambda p: torch.zeros_like(p) if isinstance(p, torch.Tensor) else p, saved)))
+    _, p_spec = pytree.tree_flatten(saved)
+
+    def jvp_fn(*tangents):
+        _, t_spec = pytree.tree_flatten(tangents)
+        if t_spec != p_spec:
+            raise RuntimeError(
+                f"linearize(f, *primals)(*tangents): Expected the tangents to have the same structure "
+                f"as the primals, got {t_spec} and {p_spec}"
+            )
+        for p, t in zip(pytree.tree_leaves(saved), pytree.tree_leaves(tangents)):
+            if isinstance(p, torch.Tensor) and (p.shape != t.shape or p.dtype != t.dtype):
+                raise RuntimeError(
+                    "linearize(f, *primals)(*tangents): Expected the tangents to have the same "
+                    f"shape and dtype as the primals, got {tuple(t.shape)}/{t.dtype} and "
+                    f"{tuple(p.shape)}/{p.dtype}"
+                )
+        return jvp_t(saved, tangents)[1]
+
+    return out, jvp_fn
+
+
+# --------------------------------------------------------------------------- jacobians
+
+
+class _Jacobian(_Differentiating):
+    jax_fn: Callable = jax.jacrev
+
+    def __init__(self, fn, argnums=0, has_aux=False, chunk_size=None, randomness="error"):
+        super().__init__(fn)
+        if chunk_size is not None and chunk_size <= 0:
+            raise ValueError(f"{self.api}: `chunk_size` should be greater than 0.")
+        if randomness not in ("error", "different", "same"):
+            raise RuntimeError(
+                f"Only allowed values for randomness are 'error', 'different', or 'same'. Got {randomness}"
+            )
+        self.argnums = argnums
+        self.has_aux = has_aux
+        self.chunk_size = chunk_size
+        self.randomness = randomness
+
+    def config_key(self):
+        return (self.argnums, self.has_aux, self.randomness)
+
+    def call_repr(self):
+        return f"{self.api}({fn_name(self.fn)}, argnums={self.argnums})(<inputs>)"
+
+    def torch_func_equivalent(self):
+        f = getattr(torch.func, self.api)
+        return f(self.fn, argnums=self.argnums, has_aux=self.has_aux)
+
+    def plan(self, args, kwargs):
+        argnums = check_argnums(self.api, self.call_repr(), self.argnums, len(args))
+        _check_float_inputs(self.call_repr(), [args[i] for i in argnums])
+        return argnums
+
+    def impl(self, ctx, plan, args, kwargs):
+        argnums = plan
+        rng_error = None
+        if self.api == "jacfwd" and self.randomness == "error":
+            rng_error = f"{self.call_repr()}: {_RANDOM_ERROR}"
+        child = Child(self.fn, ctx, rng_error=rng_error)
+        has_aux = self.has_aux
+        api = self.api
+
+        def g(*diff):
+            out, side = child.run(_replace(args, argnums, diff), kwargs)
+            aux = None
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise RuntimeError(
+                        f"{api}(f, ...)(*args): output of function f should be a tuple: (output, aux) "
+                        "if has_aux is True"
+                    )
+                out, aux = out
+            leaves = pytree.tree_leaves(out)
+            if not leaves or not all(is_array(x) for x in leaves):
+                raise RuntimeError(f"{api}(f, ...)(*args): Expected f(*args) to return only tensors, got {out!r}")
+            return out, (aux, side)
+
+        jax_argnums = 0 if isinstance(self.argnums, int) else tuple(range(len(argnums)))
+        jac, (aux, side) = type(self).jax_fn(g, argnums=jax_argnums, has_aux=True)(*[args[i] for i in argnums])
+        updates = child.apply_side(side)
+        return TraceResult((jac, aux) if self.has_aux else jac, updates)
+
+
+class JacRev(_Jacobian):
+    api = "jacrev"
+    jax_fn = staticmethod(jax.jacrev)
+
+
+class JacFwd(_Jacobian):
+    api = "jacfwd"
+    jax_fn = staticmethod(jax.jacfwd)
+
+
+def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool = False,
+           chunk_size: int | None = None, _preallocate_and_copy: bool = False) -> Callable:  # fmt: skip
+    """``torch.func.jacrev``: the Jacobian by reverse mode.
+
+    ``chunk_size`` is validated as torch does; XLA computes all rows in one batched
+    program, so it does not change the result.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> func.jacrev(torch.sin)(torch.zeros(2))
+        tensor([[1., 0.],
+                [0., 1.]])
+    """
+    return JacRev(func, argnums, has_aux, chunk_size)
+
+
+def jacfwd(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False, *,
+           randomness: str = "error") -> Callable:  # fmt: skip
+    """``torch.func.jacfwd``: the Jacobian by forward mode.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> func.jacfwd(lambda x: x ** 2)(torch.tensor([1.0, 2.0]))
+        tensor([[2., 0.],
+                [0., 4.]])
+    """
+    return JacFwd(func, argnums, has_aux, randomness=randomness)
+
+
+def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
+    """``torch.func.hessian``: ``jacfwd(jacrev(func, argnums), argnums)``.
+
+    Example:
+        >>> import torch, torchjax.func as func
+        >>> func.hessian(lambda x: (x ** 3).sum())(torch.tensor([1.0, 2.0]))
+        tensor([[ 6.,  0.],
+                [ 0., 12.]])
+    """
+    return jacfwd(jacrev(func, argnums), argnums)
+

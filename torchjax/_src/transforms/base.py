@@ -1,0 +1,212 @@
+"""What every transform shares: the two call paths, side effects, caching, errors.
+
+A transform object (``grad(f)``) is called either at top level with torch tensors, or
+inside another torchjax capture (``vmap(grad(f))``) with JaxTensors. At top level the
+whole computation is compiled once per signature and cached; inside a capture the
+transform is applied to the enclosing trace directly, so nested transforms and the
+user's Python between them become one JAX program.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import types
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import torch
+from torch.utils import _pytree as pytree
+
+from ..capture import Capture, Context, TraceResult, is_array, run_traced
+from ..compile import Compiled
+from ..tensor import JaxTensor, current_context, lift
+
+
+def fn_name(fn: Callable) -> str:
+    if isinstance(fn, functools.partial):
+        return f"functools.partial({fn_name(fn.func)}, ...)"
+    return getattr(fn, "__name__", repr(fn))
+
+
+def fn_key(fn: Callable) -> Any:
+    """A hashable key equal for equivalent callables (a lambda re-created in a loop)."""
+    if isinstance(fn, functools.partial):
+        return ("partial", fn_key(fn.func), tuple(id(a) for a in fn.args),
+                tuple((k, id(v)) for k, v in sorted(fn.keywords.items())))  # fmt: skip
+    if isinstance(fn, types.FunctionType):
+        cells = []
+        for c in fn.__closure__ or ():
+            try:
+                cells.append(id(c.cell_contents))
+            except ValueError:
+                cells.append(id(c))
+        return ("fn", fn.__code__, tuple(cells), id(fn.__defaults__), id(fn.__kwdefaults__))
+    if isinstance(fn, types.MethodType):
+        return ("method", id(fn.__self__), fn_key(fn.__func__))
+    if isinstance(fn, Transform):
+        return ("transform", type(fn), fn_key(fn.fn), fn.config_key())
+    return ("obj", id(fn))
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self.data: collections.OrderedDict = collections.OrderedDict()
+
+    def get_or_create(self, key, factory):
+        hit = self.data.get(key)
+        if hit is not None:
+            self.data.move_to_end(key)
+            return hit
+        value = factory()
+        self.data[key] = value
+        if len(self.data) > self.size:
+            self.data.popitem(last=False)
+        return value
+
+
+_COMPILED = _LRU(512)
+
+
+def clear_cache() -> None:
+    """Drop every compiled torchjax executable (they are rebuilt on the next call)."""
+    _COMPILED.data.clear()
+
+
+def unwrap_tree(tree):
+    """JaxTensors (and plain tensors met inside a capture) -> their arrays."""
+
+    def one(x):
+        if isinstance(x, JaxTensor):
+            return x.value
+        if isinstance(x, torch.Tensor):
+            return lift(x).value
+        return x
+
+    return pytree.tree_map(one, tree)
+
+
+def wrap_tree(tree):
+    return pytree.tree_map(lambda x: JaxTensor(x) if is_array(x) else x, tree)
+
+
+class Child:
+    """Runs the user's function one transform level down and collects its side effects.
+
+    Writes to the transform's inputs and to tensors captured from outside cannot leave
+    a JAX transform as effects; they leave as extra outputs (``side``) and are applied
+    one level up by :meth:`apply_side`.
+    """
+
+    def __init__(self, fn: Callable, ctx: Context, **ctx_kwargs):
+        self.fn = fn
+        self.ctx = ctx
+        self.ctx_kwargs = ctx_kwargs
+        self.lifted: list[torch.Tensor] = []
+        self.arg_slots: list[int] = []
+        self.child: Context | None = None
+
+    def run(self, args: tuple, kwargs: dict, **extra) -> tuple[Any, tuple[list, list]]:
+        child = Context(None, parent=self.ctx, **{**self.ctx_kwargs, **extra})
+        self.child = child
+        res = run_traced(self.fn, args, kwargs, child)
+        self.arg_slots = sorted(res.arg_updates)
+        self.lifted = [t for t, _, _ in res.lifted_updates]
+        side = ([res.arg_updates[i] for i in self.arg_slots], [v for _, v, _ in res.lifted_updates])
+        return res.out, side
+
+    def apply_side(self, side) -> dict[int, Any]:
+        """Write captured-tensor updates one level up; return the input updates by flat slot."""
+        arg_values, lifted_values = side
+        for t, v in zip(self.lifted, lifted_values):
+            self.ctx.lift(t).set_value(v)
+        return dict(zip(self.arg_slots, arg_values))
+
+
+def prefix_error(exc: Exception, prefix: str) -> Exception:
+    """The same exception class, its message starting with the call as the user wrote it."""
+    msg = str(exc.args[0]) if exc.args else str(exc)
+    if msg.startswith(prefix.split("(")[0] + "("):
+        return exc
+    new = type(exc)(f"{prefix}: {msg}")
+    new.__cause__ = exc.__cause__
+    return new
+
+
+class Transform:
+    """Base of the torch.func-style transform objects."""
+
+    api = "transform"
+
+    def __init__(self, fn: Callable):
+        if not callable(fn):
+            raise TypeError(f"{self.api}: expected a callable, got {type(fn).__name__}")
+        self.fn = fn
+        functools.update_wrapper(self, fn, updated=()) if hasattr(fn, "__name__") else None
+
+    # ---- subclasses implement these
+    def config_key(self) -> Any:
+        return ()
+
+    def call_repr(self) -> str:
+        return f"{self.api}({fn_name(self.fn)})"
+
+    def plan(self, args: tuple, kwargs: dict) -> Any:
+        """Validate the call (as torch.func does) and return its hashable static plan."""
+        return ()
+
+    def impl(self, ctx: Context, plan: Any, args: tuple, kwargs: dict) -> TraceResult:
+        raise NotImplementedError
+
+    def finish(self, out: Any, plan: Any, to_torch_values: bool) -> Any:
+        """Post-process the outputs (e.g. wrap residuals into a callable)."""
+        return out
+
+    # ---- shared machinery
+    def __call__(self, *args, **kwargs):
+        plan = self.plan(args, kwargs)
+        if current_context() is not None:
+            return self._inner(plan, args, kwargs)
+        compiled = _COMPILED.get_or_create(
+            fn_key(self), lambda: Compiled(Capture(self.fn), self.call_repr())
+        )
+        body = functools.partial(self.impl, plan=plan)
+        out = compiled.call(lambda ctx, a, k: body(ctx, args=a, kwargs=k), args, kwargs,
+                            transform_key=(type(self), self.config_key(), plan))  # fmt: skip
+        return self.finish(out, plan, to_torch_values=True)
+
+    def _inner(self, plan, args, kwargs):
+        ctx = current_context()
+        leaves, spec = pytree.tree_flatten((args, kwargs))
+        arr_args, arr_kwargs = unwrap_tree((args, kwargs))
+        res = self.impl(ctx, plan=plan, args=arr_args, kwargs=arr_kwargs)
+        for slot, value in res.arg_updates.items():
+            target = leaves[slot]
+            if isinstance(target, torch.Tensor):
+                lift(target).set_value(value)
+        return self.finish(wrap_tree(res.out), plan, to_torch_values=False)
+
+
+def as_tuple(x) -> tuple:
+    return x if isinstance(x, tuple) else (x,)
+
+
+def check_argnums(api: str, call: str, argnums, num_args: int) -> tuple[int, ...]:
+    """torch.func's argnums validation, with the call as the user wrote it in front."""
+    from torch._functorch.eager_transforms import _check_unique_non_empty, _validate_and_wrap_argnums
+
+    if not isinstance(argnums, (int, tuple)) or isinstance(argnums, bool):
+        raise RuntimeError(f"{call}: argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+    try:
+        if isinstance(argnums, tuple):
+            _check_unique_non_empty(argnums)
+        wrapped = _validate_and_wrap_argnums(argnums, num_args)
+    except Exception as e:
+        raise prefix_error(e, call) from None
+    return wrapped if isinstance(wrapped, tuple) else (wrapped,)
+
+
+def tree_is_arrays(tree) -> bool:
+    return all(is_array(x) for x in jax.tree_util.tree_leaves(tree))
