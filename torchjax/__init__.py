@@ -4,7 +4,9 @@ Importing torchjax changes nothing global: no torch backend is renamed, no JAX c
 flag is flipped, no dispatch mode is left on.
 """
 
+from . import autograd as autograd
 from . import func as func
+from . import functorch as functorch
 from ._src import ops as _ops  # noqa: F401  (registers the translation table)
 from ._src.transforms.base import clear_cache as clear_cache
 from ._src.compile import disable_jit as disable_jit
@@ -28,9 +30,11 @@ __all__ = [
     "JaxTensor",
     "TracingError",
     "UnsupportedOpError",
+    "autograd",
     "clear_cache",
     "disable_jit",
     "func",
+    "functorch",
     "jit",
     "register_op",
     "registered_ops",
