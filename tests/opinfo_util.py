@@ -76,3 +76,85 @@ def check_forward(op, dtype) -> int:
             torchjax.testing.assert_close_tree(actual, expected, **tol)
         checked += 1
     return checked
+
+
+def _float_leaves(sample):
+    leaves, spec = pytree.tree_flatten((sample.input, sample.args, sample.kwargs))
+    idx = [i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())]
+    return leaves, spec, idx
+
+
+def _diff_function(op, leaves, spec, idx):
+    def f(*diffs):
+        full = list(leaves)
+        for i, d in zip(idx, diffs):
+            full[i] = d
+        inp, args, kwargs = pytree.tree_unflatten(full, spec)
+        out = op(inp, *args, **kwargs)
+        return tuple(
+            x for x in pytree.tree_leaves(out) if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())
+        )
+
+    return f
+
+
+def check_grad(op, dtype) -> int:
+    """vjp of every differentiable output w.r.t. every floating input, against torch.func.vjp."""
+    import torch.func as tf
+
+    import torchjax.func as jf
+
+    tol = TOLERANCES.get(dtype, {})
+    checked = 0
+    for sample in samples(op, dtype):
+        leaves, spec, idx = _float_leaves(sample)
+        if not idx:
+            continue
+        f = _diff_function(op, leaves, spec, idx)
+        primals = [leaves[i].detach() for i in idx]
+        expected_out, expected_fn = tf.vjp(f, *primals)
+        if not expected_out:
+            continue
+        cts = tuple(torch.ones_like(o) for o in expected_out)
+        expected = expected_fn(cts)
+        actual_out, actual_fn = jf.vjp(f, *primals)
+        torchjax.testing.assert_close_tree(actual_out, expected_out, **tol)
+        torchjax.testing.assert_close_tree(actual_fn(cts), expected, **tol)
+        checked += 1
+    return checked
+
+
+def _second_batch_member(x: torch.Tensor) -> torch.Tensor:
+    # The same values in other places: keeps every op's input domain, but a batching
+    # rule that mixes up batch members gives a different answer.
+    return x.flip(tuple(range(x.dim()))) if x.dim() else x
+
+
+def check_vmap(op, dtype) -> int:
+    """vmap over the first tensor input (batch of 2), against torch.func.vmap."""
+    import torch.func as tf
+
+    import torchjax.func as jf
+
+    tol = TOLERANCES.get(dtype, {})
+    checked = 0
+    for sample in samples(op, dtype):
+        if not isinstance(sample.input, torch.Tensor):
+            continue
+        x = sample.input.detach()
+        batched = torch.stack([x, _second_batch_member(x)])
+
+        def f(inp, args=sample.args, kwargs=sample.kwargs):
+            return op(inp, *args, **kwargs)
+
+        try:
+            expected = tf.vmap(f)(batched)
+        except Exception:  # torch.func itself cannot vmap this sample: nothing to compare
+            continue
+        actual = jf.vmap(f)(batched)
+        if op.name in RANDOM_OPS:
+            _check_random(actual, expected)
+        else:
+            torchjax.testing.assert_close_tree(actual, expected, **tol)
+        checked += 1
+    return checked

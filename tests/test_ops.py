@@ -1,4 +1,11 @@
-"""Every OpInfo in torch's ``op_db``, forward, through torchjax.jit against torch eager."""
+"""Every OpInfo in torch's ``op_db`` through torchjax against torch: forward, grad, vmap.
+
+forward: ``torchjax.jit(op)`` vs torch eager in float32, float64 and, where the op
+declares them, int64, bool and bfloat16. grad: ``torchjax.func.vjp`` vs
+``torch.func.vjp`` (float32, ops that support autograd). vmap: ``torchjax.func.vmap``
+vs ``torch.func.vmap`` (float32). Known failures are strict xfails listed in
+``tests/known_failures.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +14,28 @@ import torch
 
 import torchjax.testing  # noqa: F401
 from tests.known_failures import known_failure
-from tests.opinfo_util import OPS, check_forward
+from tests.opinfo_util import OPS, check_forward, check_grad, check_vmap
 
 FORWARD_DTYPES = (torch.float32, torch.float64, torch.int64, torch.bool, torch.bfloat16)
+CHECKS = {"forward": check_forward, "grad": check_grad, "vmap": check_vmap}
 
 
-def _params(transform):
+def _params():
     params = []
     for name, op in sorted(OPS.items()):
         supported = op.supported_dtypes("cpu")
-        for dtype in FORWARD_DTYPES:
-            if dtype not in supported:
-                continue
-            marks = []
+        wanted = [("forward", d) for d in FORWARD_DTYPES if d in supported]
+        if torch.float32 in supported:
+            if op.supports_autograd and torch.float32 in op.supported_backward_dtypes("cpu"):
+                wanted.append(("grad", torch.float32))
+            wanted.append(("vmap", torch.float32))
+        for transform, dtype in wanted:
             reason = known_failure(name, transform, dtype)
-            if reason is not None:
-                marks.append(pytest.mark.xfail(reason=reason, strict=True))
-            params.append(pytest.param(name, dtype, id=f"{name}-{str(dtype)[6:]}", marks=marks))
+            marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            params.append(pytest.param(name, transform, dtype, id=f"{transform}-{name}-{str(dtype)[6:]}", marks=marks))
     return params
 
 
-@pytest.mark.parametrize(("name", "dtype"), _params("forward"))
-def test_forward(name, dtype):
-    op = OPS[name]
-    checked = check_forward(op, dtype)
-    assert checked >= 0
+@pytest.mark.parametrize(("name", "transform", "dtype"), _params())
+def test_op(name, transform, dtype):
+    CHECKS[transform](OPS[name], dtype)

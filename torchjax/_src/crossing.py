@@ -50,7 +50,9 @@ def tensor_to_jax(t: torch.Tensor) -> jax.Array:
     if t.device.type == "meta":
         raise ValueError("to_jax_array: a meta tensor has no data to cross")
     ready = _dlpack_ready(t)
-    with jax.enable_x64(True):
+    # ensure_compile_time_eval: crossing may happen while JAX traces (a captured tensor
+    # met for the first time); the result must be a concrete array, never a tracer.
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
         if ready.numel() == 0 or ready.dtype not in _DLPACK_DTYPES:
             return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(t.dtype))
         if ready.dim() == 0 and ready.device.type == "cpu":
@@ -148,12 +150,22 @@ class CrossingCache:
         if hit is not None and hit[0]() is t and hit[1] == sig:
             return hit[2]
         arr = tensor_to_jax(t)
+        if t.numel() == 0 or _buffer_pointer(arr) != t.data_ptr():
+            # a copy: caching it could serve a stale value after a write through `.data`
+            return arr
         try:
             ref = weakref.ref(t, lambda _r, k=key: self._entries.pop(k, None))
         except TypeError:
             return arr
         self._entries[key] = (ref, sig, arr)
         return arr
+
+
+def _buffer_pointer(a: jax.Array) -> int | None:
+    try:
+        return a.unsafe_buffer_pointer()
+    except Exception:  # sharded or non-CPU arrays have no single pointer
+        return None
 
 
 crossing_cache = CrossingCache()

@@ -100,19 +100,7 @@ def mean(x, dim=None, keepdim=False, *, dtype=None):
     return jnp.mean(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
 
 
-@register(*aten("nanmean"))
-def nanmean(x, dim=None, keepdim=False, *, dtype=None):
-    out_dtype = _float_only("nanmean", x, dtype)
-    return jnp.nanmean(_acc(x.astype(out_dtype)), axis=_axes(x, dim), keepdims=keepdim).astype(out_dtype)
-
-
 # --------------------------------------------------------------------------- var, std
-
-
-def _correction(unbiased=True, correction=None):
-    if correction is not None:
-        return correction
-    return 1 if unbiased else 0
 
 
 def _var_mean(x, axes, correction, keepdim):
@@ -132,40 +120,29 @@ def _var_mean(x, axes, correction, keepdim):
     return var.astype(_real_dtype(x.dtype)), m.astype(x.dtype)
 
 
-def _var_args(x, args, kwargs):
-    """Normalise var's three overloads: (self, unbiased), (self, dim, unbiased, keepdim), correction=."""
-    dim, unbiased, keepdim = None, True, kwargs.get("keepdim", False)
-    if args and isinstance(args[0], bool):  # var.default(self, unbiased)
-        unbiased = args[0]
-    elif args:
-        dim = args[0]
-        if len(args) > 1:
-            unbiased = args[1]
-        if len(args) > 2:
-            keepdim = args[2]
-    dim = kwargs.get("dim", dim)
-    unbiased = kwargs.get("unbiased", unbiased)
-    return _axes(x, dim), _correction(unbiased, kwargs.get("correction")), keepdim
+def _correction(correction):
+    return 1 if correction is None else correction
 
 
-@register(*aten("var", "default", "dim", "correction"))
-def var(x, *args, **kwargs):
-    return _var_mean(x, *_var_args(x, args, kwargs))[0]
+# var.default/.dim (unbiased=) are CompositeImplicit: torch rewrites them to .correction.
+@register(*aten("var", "correction"))
+def var(x, dim=None, *, correction=None, keepdim=False):
+    return _var_mean(x, _axes(x, dim), _correction(correction), keepdim)[0]
 
 
-@register(*aten("std", "default", "dim", "correction"))
-def std(x, *args, **kwargs):
-    return jnp.sqrt(_var_mean(x, *_var_args(x, args, kwargs))[0])
+@register(*aten("std", "correction"))
+def std(x, dim=None, *, correction=None, keepdim=False):
+    return jnp.sqrt(var(x, dim, correction=correction, keepdim=keepdim))
 
 
-@register(*aten("var_mean", "default", "dim", "correction"))
-def var_mean(x, *args, **kwargs):
-    return _var_mean(x, *_var_args(x, args, kwargs))
+@register(*aten("var_mean", "correction"))
+def var_mean(x, dim=None, *, correction=None, keepdim=False):
+    return _var_mean(x, _axes(x, dim), _correction(correction), keepdim)
 
 
-@register(*aten("std_mean", "default", "dim", "correction"))
-def std_mean(x, *args, **kwargs):
-    v, m = _var_mean(x, *_var_args(x, args, kwargs))
+@register(*aten("std_mean", "correction"))
+def std_mean(x, dim=None, *, correction=None, keepdim=False):
+    v, m = var_mean(x, dim, correction=correction, keepdim=keepdim)
     return jnp.sqrt(v), m
 
 
@@ -376,23 +353,13 @@ def _sort(x, dim=-1, descending=False):
 
 @register(*aten("sort", "default"))
 def sort(x, dim=-1, descending=False):
-    # torch's CPU sort is stable, and the OpInfo tests compare indices.
+    # Always stable: torch's CPU sort is stable for small inputs, and ties must not shuffle.
     return _sort(x, dim, descending)
 
 
 @register(*aten("sort", "stable"))
 def sort_stable(x, *, stable=None, dim=-1, descending=False):
     return _sort(x, dim, descending)
-
-
-@register(*aten("argsort", "default"))
-def argsort(x, dim=-1, descending=False):
-    return _sort(x, dim, descending)[1]
-
-
-@register(*aten("argsort", "stable"))
-def argsort_stable(x, *, stable=False, dim=-1, descending=False):
-    return _sort(x, dim, descending)[1]
 
 
 def _take(arrays, axis, start, size):
