@@ -8,7 +8,6 @@ from . import autograd as autograd
 from . import func as func
 from . import functorch as functorch
 from ._src import ops as _ops  # noqa: F401  (registers the translation table)
-from ._src.transforms.base import clear_cache as clear_cache
 from ._src.compile import disable_jit as disable_jit
 from ._src.convert import JaxFunction as JaxFunction
 from ._src.convert import JaxModule as JaxModule
@@ -21,6 +20,7 @@ from ._src.errors import UnsupportedOpError as UnsupportedOpError
 from ._src.registry import register_op as register_op
 from ._src.registry import registered_ops as registered_ops
 from ._src.tensor import JaxTensor as JaxTensor
+from ._src.transforms.base import clear_cache as clear_cache
 
 __version__ = "0.1.0"
 

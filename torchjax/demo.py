@@ -60,7 +60,9 @@ def convert_and_compare() -> None:
     ref.train()
     out, new_buffers = jax.jit(apply)(params, buffers, torchjax.to_jax_array(x))
     expected = ref(x)
-    print(f"CNN (train) under jax.jit         max|torchjax - torch| = {_max_diff(torchjax.to_torch(out), expected):.2e}")
+    print(
+        f"CNN (train) under jax.jit         max|torchjax - torch| = {_max_diff(torchjax.to_torch(out), expected):.2e}"
+    )
     print(f"  BatchNorm running_mean update   max|torchjax - torch| = "
           f"{_max_diff(torchjax.to_torch(new_buffers['bn.running_mean']), ref.bn.running_mean):.2e}")  # fmt: skip
 
@@ -68,7 +70,9 @@ def convert_and_compare() -> None:
     seq = torch.randn(4, 10, 32)
     params, buffers, apply = torchjax.to_jax(block)
     out, _ = jax.jit(apply)(params, buffers, torchjax.to_jax_array(seq))
-    print(f"Transformer block under jax.jit   max|torchjax - torch| = {_max_diff(torchjax.to_torch(out), block(seq)):.2e}")
+    print(
+        f"Transformer block under jax.jit   max|torchjax - torch| = {_max_diff(torchjax.to_torch(out), block(seq)):.2e}"
+    )
 
 
 def per_sample_gradients() -> None:

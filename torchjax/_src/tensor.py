@@ -220,9 +220,19 @@ def _functional_of(func):
         return None
     if name.endswith("_"):
         packet = getattr(aten, name[:-1], None)
-        if packet is not None and func._overloadname in packet.overloads():
+        if packet is None:
+            return None
+        if func._overloadname in packet.overloads():
             cand = getattr(packet, func._overloadname)
             if not cand._schema.is_mutable:
+                return cand
+        # e.g. bernoulli_.float computes bernoulli.p: match on argument names and types
+        wanted = [(a.name, str(a.type)) for a in schema.arguments]
+        for ov in packet.overloads():
+            cand = getattr(packet, ov)
+            if cand._schema.is_mutable or _is_view(cand):
+                continue
+            if [(a.name, str(a.type)) for a in cand._schema.arguments] == wanted:
                 return cand
     return None
 
@@ -315,6 +325,29 @@ def _call_rule(func, args, kwargs):
     return tree_map(_wrap, out)
 
 
+def _inplace_view(func, view_op, args, kwargs):
+    """``squeeze_``, ``t_``, ``transpose_``...: the tensor itself becomes a view of new shape.
+
+    The tensor keeps its identity and becomes a view of the new shape over the same
+    storage.
+    """
+    target = args[0]
+    if not isinstance(target, JaxTensor):
+        raise UnsupportedOpError(
+            f"torchjax: {func} would change the shape of a tensor captured from outside the "
+            "converted function; use the out-of-place form (x = x.squeeze(0)) instead"
+        )
+    view = dispatch(view_op, args, kwargs)
+    # The op's own CPU kernel only rewrites sizes and strides (no data is touched), so
+    # running it below the Python key updates the wrapper's metadata in place; C++
+    # callers that hold this tensor see the new shape too.
+    with torch._C._DisableTorchDispatch():
+        func(*args, **kwargs)
+    target._storage, target._view_fn = view._storage, view._view_fn
+    target._cached, target._cached_version = view._cached, view._cached_version
+    return target
+
+
 def dispatch(func, args, kwargs):
     special = _SPECIAL.get(func)
     if special is not None:
@@ -368,6 +401,8 @@ def dispatch(func, args, kwargs):
                 tgt_j.set_value(res.value)
                 written.append(tgt)
             return written[0] if len(written) == 1 else tuple(written)
+        if torch.Tag.inplace_view in func.tags:
+            return _inplace_view(func, functional, args, kwargs)
         # in-place: the first write-annotated argument is the target
         idx = next(i for i, a in enumerate(schema.arguments) if a.alias_info and a.alias_info.is_write)
         target = lift(args[idx])

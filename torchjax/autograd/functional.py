@@ -18,6 +18,10 @@ from .. import func as _func
 __all__ = ["hessian", "hvp", "jacobian", "jvp", "vhp", "vjp"]
 
 
+class InvalidStrategyError(ValueError, AssertionError):
+    """A bad ``strategy``: torch raises AssertionError here, so this is both."""
+
+
 def _as_tuple(x) -> tuple[bool, tuple]:
     if isinstance(x, tuple):
         return True, x
@@ -102,18 +106,22 @@ def jacobian(func: Callable, inputs: Any, create_graph: bool = False, strict: bo
                 [0., 4.]])
     """
     if strategy not in ("forward-mode", "reverse-mode"):
-        raise ValueError('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
+        raise InvalidStrategyError('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
                          'function has more outputs than inputs, "forward-mode" tends to be more performant. '
                          'Otherwise, prefer to use "reverse-mode".')  # fmt: skip
     if strategy == "forward-mode" and not vectorize:
         raise NotImplementedError(
-            "torch.autograd.functional.jacobian: `strategy=\"forward-mode\"` is only implemented together with `vectorize=True`."
+            'torch.autograd.functional.jacobian: `strategy="forward-mode"` is only implemented together with `vectorize=True`.'
         )
     is_tuple, xs = _as_tuple(inputs)
     _check_tensors("jacobian", "inputs", xs)
     transform = _func.jacfwd if strategy == "forward-mode" else _func.jacrev
     argnums = tuple(range(len(xs))) if is_tuple else 0
-    return transform(lambda *a: _tuple_out(func(*a)), argnums=argnums)(*xs)
+    jac = transform(lambda *a: _tuple_out(func(*a)), argnums=argnums)(*xs)
+    if strategy == "forward-mode" and is_tuple:
+        # torch's forward-mode path returns lists where reverse mode returns tuples
+        jac = [list(j) for j in jac] if isinstance(jac, tuple) and jac and isinstance(jac[0], tuple) else list(jac)
+    return jac
 
 
 def _tuple_out(out):

@@ -1,6 +1,7 @@
 """The translation table's rules, one module per op family; importing registers them."""
 
 from . import (  # noqa: F401
+    bessel,
     conv,
     creation,
     indexing,
@@ -12,4 +13,5 @@ from . import (  # noqa: F401
     random,
     reduction,
     shape,
+    special,
 )

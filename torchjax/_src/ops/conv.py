@@ -40,10 +40,7 @@ def conv(input, weight, bias, stride, padding, dilation, transposed, output_padd
         output_padding = _tuple(output_padding, n)
         kernel = _transpose_kernel(weight, groups)
         k = weight.shape[2:]
-        pads = [
-            (d * (kk - 1) - p, d * (kk - 1) - p + op)
-            for kk, p, d, op in zip(k, padding, dilation, output_padding)
-        ]
+        pads = [(d * (kk - 1) - p, d * (kk - 1) - p + op) for kk, p, d, op in zip(k, padding, dilation, output_padding)]
         out = lax.conv_general_dilated(
             input,
             kernel,
@@ -80,9 +77,7 @@ def convolution(input, weight, bias, stride, padding, dilation, transposed, outp
 
 
 @register(*aten("_convolution"))
-def _convolution(
-    input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, *_flags
-):
+def _convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, *_flags):
     return conv(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
 
 
@@ -121,7 +116,10 @@ def _im2col_indices(output_size, kernel_size, dilation, padding, stride):
         (o + 2 * p - (d * (k - 1) + 1)) // s + 1
         for o, k, d, p, s in zip(output_size, kernel_size, dilation, padding, stride)
     ]
-    rows = [jnp.arange(k)[:, None] * d + jnp.arange(b)[None, :] * s for k, d, b, s in zip(kernel_size, dilation, blocks, stride)]
+    rows = [
+        jnp.arange(k)[:, None] * d + jnp.arange(b)[None, :] * s
+        for k, d, b, s in zip(kernel_size, dilation, blocks, stride)
+    ]
     return rows, blocks
 
 

@@ -238,7 +238,7 @@ def triu_indices(row, col, offset=0, *, dtype=None, layout=None, device=None, pi
 
 @register(*aten("complex"))
 def complex_(real, imag):
-    return lax.complex(real, imag)
+    return lax.complex(*jnp.broadcast_arrays(real, imag))
 
 
 @register(*aten("polar"))

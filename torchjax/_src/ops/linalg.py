@@ -231,7 +231,7 @@ def _linalg_svd(A, full_matrices=False, compute_uv=True, *, driver=None):
 
 def _pinv(A, atol, rtol, hermitian):
     if hermitian:
-        s, u = jnp.linalg.eigh(A)
+        s, u = jnp.linalg.eigh(A, UPLO="L", symmetrize_input=False)  # torch reads the lower triangle
         vh = jnp.conj(jnp.swapaxes(u, -1, -2))
         abs_s = jnp.abs(s)
     else:
@@ -297,7 +297,8 @@ def triangular_solve(B, A, upper=True, transpose=False, unitriangular=False):
 
 @register(*aten("linalg_matrix_exp"))
 def linalg_matrix_exp(A):
-    return jax.scipy.linalg.expm(A)
+    acc = _acc_dtype(A.dtype) or A.dtype  # XLA's expm has no bfloat16 kernel
+    return jax.scipy.linalg.expm(A.astype(acc)).astype(A.dtype)
 
 
 @register(*aten("linalg_lu_factor_ex"))

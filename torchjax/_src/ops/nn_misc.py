@@ -1,3 +1,420 @@
-"""nn_misc rules."""
+"""Activations, softmax, embedding, dropout, attention and losses."""
 
 from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ..capture import current_key
+from ..registry import aten, register
+from ._common import Kind, pointwise, promote, register_pointwise
+
+_HIGHEST = lax.Precision.HIGHEST
+_NONE, _MEAN, _SUM = 0, 1, 2  # torch's Reduction enum
+
+
+def _reduce(loss, reduction):
+    if reduction == _MEAN:
+        return jnp.mean(loss)
+    if reduction == _SUM:
+        return jnp.sum(loss)
+    return loss
+
+
+# --------------------------------------------------------------------------- activations
+# Rules compute in torch's opmath dtype (float32 for bfloat16), as torch's CPU kernels do.
+
+
+def _gelu(x, approximate="none"):
+    return jax.nn.gelu(x, approximate=approximate == "tanh")
+
+
+def _elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
+    return jnp.where(x > 0, x * scale, (jnp.expm1(x * input_scale) * alpha) * scale)
+
+
+def _leaky_relu(x, negative_slope=0.01):
+    return jnp.where(x > 0, x, x * negative_slope)
+
+
+def _hardtanh(x, min_val=-1.0, max_val=1.0):
+    return jnp.clip(x, min_val, max_val)
+
+
+def _softplus(x, beta=1.0, threshold=20.0):
+    scaled = x * beta
+    return jnp.where(scaled > threshold, x, jnp.log1p(jnp.exp(scaled)) / beta)
+
+
+def _softshrink(x, lambd=0.5):
+    return jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, jnp.zeros_like(x)))
+
+
+def _hardshrink(x, lambd=0.5):
+    return jnp.where((x > lambd) | (x < -lambd), x, jnp.zeros_like(x))
+
+
+def _threshold(x, threshold, value):
+    return jnp.where(x > threshold, x, jnp.asarray(value, x.dtype))
+
+
+_ACTIVATIONS = {
+    "gelu": _gelu,
+    "silu": jax.nn.silu,
+    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
+    "elu": _elu,
+    "celu": lambda x, alpha=1.0: jnp.where(x > 0, x, alpha * jnp.expm1(x / alpha)),
+    "leaky_relu": _leaky_relu,
+    "hardsigmoid": lambda x: jnp.clip(x / 6 + 0.5, 0, 1),
+    "hardswish": lambda x: x * jnp.clip(x + 3, 0, 6) / 6,
+    "softplus": _softplus,
+    "softshrink": _softshrink,
+    "hardshrink": _hardshrink,
+}
+for _name, _fn in _ACTIVATIONS.items():
+    register_pointwise(aten(_name), _fn, Kind.DEFAULT, n_tensors=1)
+
+# hardtanh and threshold also take integer tensors (they are clamps/selects)
+register_pointwise(aten("hardtanh"), _hardtanh, Kind.DEFAULT, n_tensors=1)
+register_pointwise(aten("threshold"), _threshold, Kind.DEFAULT, n_tensors=1)
+
+
+@register(*aten("log_sigmoid_forward"))
+def log_sigmoid_forward(self):
+    out = pointwise(jax.nn.log_sigmoid)(self)
+    return out, jnp.zeros((0,), self.dtype)  # the buffer only the CUDA kernel fills
+
+
+@register(*aten("glu"))
+def glu(self, dim=-1):
+    a, b = jnp.split(self, 2, axis=dim)
+    return pointwise(lambda a, b: a * jax.nn.sigmoid(b))(a, b)
+
+
+@register(*aten("_prelu_kernel"))
+def _prelu_kernel(self, weight):
+    return pointwise(lambda x, w: jnp.where(x > 0, x, w * x))(self, weight)
+
+
+# --------------------------------------------------------------------------- softmax
+
+
+def _softmax_rule(fn):
+    def rule(self, dim, half_to_float):
+        _, result = promote(self, kind=Kind.INT_TO_FLOAT)
+        acc = jnp.float32 if self.dtype in (jnp.bfloat16, jnp.float16) else result
+        x = self.astype(acc)
+        out = fn(x[None], axis=0)[0] if x.ndim == 0 else fn(x, axis=dim)
+        return out.astype(jnp.float32 if half_to_float else result)
+
+    return rule
+
+
+register(*aten("_softmax"))(_softmax_rule(jax.nn.softmax))
+register(*aten("_log_softmax"))(_softmax_rule(jax.nn.log_softmax))
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+@register(*aten("embedding"))
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    return jnp.take(weight, indices, axis=0)
+
+
+@register(*aten("embedding_dense_backward"))
+def embedding_dense_backward(grad_output, indices, num_weights, padding_idx, scale_grad_by_freq):
+    flat = indices.reshape(-1)
+    grad = grad_output.reshape(flat.shape[0], -1)
+    if padding_idx >= 0:
+        grad = jnp.where((flat == padding_idx)[:, None], 0, grad)
+    if scale_grad_by_freq:
+        counts = jnp.zeros(num_weights, grad.dtype).at[flat].add(1)
+        grad = grad / counts[flat][:, None]
+    return jnp.zeros((num_weights, grad.shape[1]), grad_output.dtype).at[flat].add(grad)
+
+
+@register(*aten("_embedding_bag"), *aten("_embedding_bag_forward_only"))
+def _embedding_bag(
+    weight,
+    indices,
+    offsets,
+    scale_grad_by_freq=False,
+    mode=0,
+    sparse=False,
+    per_sample_weights=None,
+    include_last_offset=False,
+    padding_idx=-1,
+):
+    if indices.ndim == 2:  # fixed-size bags: offsets are implied
+        n_bags, bag_len = indices.shape
+        offsets = jnp.arange(n_bags) * bag_len
+        indices = indices.reshape(-1)
+    n_bags = offsets.shape[0] - (1 if include_last_offset else 0)
+    starts = offsets[:n_bags]
+    position = jnp.arange(indices.shape[0])
+    offset2bag = (jnp.searchsorted(starts, position, side="right") - 1).astype(indices.dtype)
+    keep = indices != padding_idx if padding_idx >= 0 else jnp.ones(indices.shape, bool)
+    if include_last_offset:
+        keep = keep & (position < offsets[-1])
+    rows = jnp.take(weight, indices, axis=0)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights[:, None].astype(rows.dtype)
+    segment = jnp.where(keep, offset2bag, n_bags)  # dropped entries go to a spare bag
+    bag_size = jnp.zeros(n_bags + 1, indices.dtype).at[segment].add(1)[:n_bags]
+    if mode == 2:
+        out = jax.ops.segment_max(rows, segment, num_segments=n_bags + 1)[:n_bags]
+        out = jnp.where((bag_size > 0)[:, None], out, 0)
+        is_max = (rows == out[jnp.minimum(segment, n_bags - 1)]) & keep[:, None]
+        cand = jnp.where(is_max, indices[:, None], jnp.iinfo(indices.dtype).max)
+        max_indices = jax.ops.segment_min(cand, segment, num_segments=n_bags + 1)[:n_bags]
+        max_indices = jnp.where((bag_size > 0)[:, None], max_indices, 0).astype(indices.dtype)
+    else:
+        out = jax.ops.segment_sum(jnp.where(keep[:, None], rows, 0), segment, num_segments=n_bags + 1)[:n_bags]
+        if mode == 1:
+            out = out / jnp.maximum(bag_size, 1)[:, None].astype(out.dtype)
+        max_indices = bag_size
+    return out.astype(weight.dtype), offset2bag, bag_size, max_indices
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+@register(*aten("native_dropout"))
+def native_dropout(input, p, train):
+    if train is False or p == 0:
+        return input, jnp.ones(input.shape, bool)
+    keep = jax.random.bernoulli(current_key(), 1 - p, input.shape)
+    scale = 0.0 if p >= 1 else 1 / (1 - p)
+    return jnp.where(keep, input * jnp.asarray(scale, input.dtype), 0).astype(input.dtype), keep
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def _attention(query, key, value, dropout_p, is_causal, attn_mask, scale, enable_gqa=False):
+    acc = jnp.float32 if query.dtype in (jnp.bfloat16, jnp.float16) else query.dtype
+    q, k, v = (t.astype(acc) for t in (query, key, value))
+    if k.ndim >= 3 and k.shape[-3] != q.shape[-3]:  # grouped-query attention
+        rep = q.shape[-3] // k.shape[-3]
+        k, v = jnp.repeat(k, rep, axis=-3), jnp.repeat(v, rep, axis=-3)
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = jnp.matmul(q * scale, jnp.swapaxes(k, -1, -2), precision=_HIGHEST)
+    L, S = scores.shape[-2:]
+    if is_causal:
+        causal = jnp.tril(jnp.ones((L, S), bool))
+        scores = jnp.where(causal, scores, -jnp.inf)
+    if attn_mask is not None:
+        if attn_mask.dtype == jnp.bool_:
+            scores = jnp.where(attn_mask, scores, -jnp.inf)
+        else:
+            scores = scores + attn_mask.astype(acc)
+    lse = jax.nn.logsumexp(scores, axis=-1)
+    # rows with every key masked give 0, as torch's kernels do, rather than NaN
+    weights = jnp.where(
+        jnp.isneginf(lse)[..., None], 0, jnp.exp(scores - jnp.where(jnp.isneginf(lse), 0, lse)[..., None])
+    )
+    if dropout_p > 0:
+        keep = jax.random.bernoulli(current_key(), 1 - dropout_p, weights.shape)
+        weights = jnp.where(keep, weights / (1 - dropout_p), 0)
+    out = jnp.matmul(weights, v, precision=_HIGHEST)
+    return out.astype(query.dtype), lse.astype(jnp.float32 if acc == jnp.float32 else acc), weights.astype(query.dtype)
+
+
+@register(*aten("_scaled_dot_product_flash_attention_for_cpu"))
+def _scaled_dot_product_flash_attention_for_cpu(
+    query, key, value, dropout_p=0.0, is_causal=False, *, attn_mask=None, scale=None
+):
+    out, lse, _ = _attention(query, key, value, dropout_p, is_causal, attn_mask, scale)
+    return out, lse
+
+
+# nn.MultiheadAttention and nn.TransformerEncoderLayer take these fused "fast paths" in
+# eval mode without grad, which is how a capture runs them.
+
+
+def _linear(x, weight, bias):
+    out = jnp.matmul(x, weight.T, precision=_HIGHEST)
+    return out if bias is None else out + bias
+
+
+def _fast_path_mask(mask, mask_type, batch):
+    """A fused-path mask (True = masked out, or additive) as an sdpa mask over (B, H, L, S)."""
+    if mask is None:
+        return None
+    if mask_type == 1 and mask.ndim == 2:  # key padding mask (B, S)
+        mask = mask[:, None, None, :]
+    return jnp.logical_not(mask) if mask.dtype == jnp.bool_ else mask
+
+
+def _mha(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, mask_type):
+    wq, wk, wv = jnp.split(qkv_weight, 3)
+    bq, bk, bv = jnp.split(qkv_bias, 3) if qkv_bias is not None else (None,) * 3
+
+    def heads(x):
+        b, n, _ = x.shape
+        return x.reshape(b, n, num_head, embed_dim // num_head).transpose(0, 2, 1, 3)
+
+    q, k, v = heads(_linear(query, wq, bq)), heads(_linear(key, wk, bk)), heads(_linear(value, wv, bv))
+    out, _, weights = _attention(q, k, v, 0.0, False, _fast_path_mask(mask, mask_type, query.shape[0]), None)
+    out = out.transpose(0, 2, 1, 3).reshape(query.shape[0], query.shape[1], embed_dim)
+    return _linear(out, proj_weight, proj_bias), weights
+
+
+@register(*aten("_native_multi_head_attention"))
+def _native_multi_head_attention(
+    query,
+    key,
+    value,
+    embed_dim,
+    num_head,
+    qkv_weight,
+    qkv_bias,
+    proj_weight,
+    proj_bias,
+    mask=None,
+    need_weights=True,
+    average_attn_weights=True,
+    mask_type=None,
+):
+    out, weights = _mha(
+        query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, mask_type
+    )
+    if not need_weights:
+        return out, jnp.zeros((0,), out.dtype)
+    return out, (jnp.mean(weights, axis=1) if average_attn_weights else weights)
+
+
+def _layer_norm(x, weight, bias, eps):
+    mean = jnp.mean(x, -1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), -1, keepdims=True)
+    return (x - mean) * lax.rsqrt(var + eps) * weight + bias
+
+
+@register(*aten("_transformer_encoder_layer_fwd"))
+def _transformer_encoder_layer_fwd(
+    src,
+    embed_dim,
+    num_heads,
+    qkv_weight,
+    qkv_bias,
+    proj_weight,
+    proj_bias,
+    use_gelu,
+    norm_first,
+    eps,
+    norm_weight_1,
+    norm_bias_1,
+    norm_weight_2,
+    norm_bias_2,
+    ffn_weight_1,
+    ffn_bias_1,
+    ffn_weight_2,
+    ffn_bias_2,
+    mask=None,
+    mask_type=None,
+):
+    def attend(x):
+        return _mha(x, x, x, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, mask_type)[0]
+
+    def ffn(x):
+        hidden = _linear(x, ffn_weight_1, ffn_bias_1)
+        hidden = jax.nn.gelu(hidden, approximate=False) if use_gelu else jax.nn.relu(hidden)
+        return _linear(hidden, ffn_weight_2, ffn_bias_2)
+
+    if norm_first:
+        x = src + attend(_layer_norm(src, norm_weight_1, norm_bias_1, eps))
+        return x + ffn(_layer_norm(x, norm_weight_2, norm_bias_2, eps))
+    x = _layer_norm(src + attend(src), norm_weight_1, norm_bias_1, eps)
+    return _layer_norm(x + ffn(x), norm_weight_2, norm_bias_2, eps)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _nll(self, target, weight, reduction, ignore_index, class_dim):
+    classes = self.shape[class_dim] if self.ndim else 1
+    w = jnp.ones(classes, self.dtype) if weight is None else weight.astype(self.dtype)
+    valid = target != ignore_index
+    safe = jnp.where(valid, target, 0)
+    picked = jnp.take_along_axis(self, jnp.expand_dims(safe, class_dim), axis=class_dim)
+    picked = jnp.squeeze(picked, class_dim)
+    wt = jnp.where(valid, w[safe], 0)
+    loss = -picked * wt
+    if reduction == _NONE:
+        return loss, jnp.zeros((), self.dtype)
+    total_weight = jnp.sum(wt)
+    if reduction == _SUM:
+        return jnp.sum(loss), total_weight
+    return jnp.sum(loss) / total_weight, total_weight
+
+
+@register(*aten("nll_loss_forward"))
+def nll_loss_forward(self, target, weight, reduction, ignore_index):
+    if self.ndim == 1:  # a single sample: (C,) scores, 0-d target
+        loss, total_weight = _nll(self[None], target[None], weight, reduction, ignore_index, 1)
+        return (loss[0] if reduction == _NONE else loss), total_weight
+    return _nll(self, target, weight, reduction, ignore_index, 1)
+
+
+@register(*aten("nll_loss2d_forward"))
+def nll_loss2d_forward(self, target, weight, reduction, ignore_index):
+    return _nll(self, target, weight, reduction, ignore_index, 1)
+
+
+def _loss(fn):
+    """A two-tensor loss with torch's promotion and ``reduction`` handling."""
+
+    def rule(self, target, reduction=_MEAN, *args):
+        return _reduce(pointwise(lambda a, b: fn(a, b, *args))(self, target), reduction)
+
+    return rule
+
+
+def _smooth_l1(a, b, beta=1.0):
+    d = jnp.abs(a - b)
+    if beta == 0:
+        return d
+    return jnp.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+
+
+def _huber(a, b, delta=1.0):
+    d = jnp.abs(a - b)
+    return jnp.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+
+
+register(*aten("mse_loss"))(_loss(lambda a, b: jnp.square(a - b)))
+register(*aten("smooth_l1_loss"))(_loss(_smooth_l1))
+register(*aten("huber_loss"))(_loss(_huber))
+register(*aten("soft_margin_loss"))(_loss(lambda a, b: jnp.log1p(jnp.exp(-a * b))))
+
+
+@register(*aten("binary_cross_entropy"))
+def binary_cross_entropy(self, target, weight=None, reduction=_MEAN):
+    # torch clamps the logs at -100 so that 0 * log(0) stays finite
+    def fn(x, y):
+        return -(y * jnp.maximum(jnp.log(x), -100) + (1 - y) * jnp.maximum(jnp.log1p(-x), -100))
+
+    loss = pointwise(fn)(self, target)
+    if weight is not None:
+        loss = loss * weight.astype(loss.dtype)
+    return _reduce(loss, reduction)
+
+
+@register(*aten("binary_cross_entropy_with_logits"))
+def binary_cross_entropy_with_logits(self, target, weight=None, pos_weight=None, reduction=_MEAN):
+    def fn(x, y):
+        log_sig_neg = jax.nn.log_sigmoid(-x)  # log(1 - sigmoid(x))
+        if pos_weight is None:
+            return (1 - y) * x - log_sig_neg - x
+        pw = pos_weight.astype(x.dtype)
+        return (1 - y) * x - (1 + (pw - 1) * y) * (log_sig_neg + x)
+
+    acc, result = promote(self, target)
+    loss = fn(self.astype(acc), target.astype(acc))
+    if weight is not None:
+        loss = loss * weight.astype(acc)
+    return _reduce(loss, reduction).astype(result)

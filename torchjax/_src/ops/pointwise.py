@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import torch
 from jax import lax
 
+from ..errors import TracingError
 from ..registry import aten, register
 from ._common import Kind, as_array, jdtype, pointwise, promote, register_pointwise
 
@@ -38,7 +40,7 @@ _INT_TO_FLOAT = {
     "erfc": jax.scipy.special.erfc,
     "erfinv": jax.scipy.special.erfinv,
     "lgamma": jax.scipy.special.gammaln,
-    "digamma": jax.scipy.special.digamma,
+    "digamma": lambda x: jnp.where(x == 0, jnp.copysign(jnp.inf, -x), jax.scipy.special.digamma(x)),
     "i0": jnp.i0,
     "sinc": jnp.sinc,
     "deg2rad": jnp.deg2rad,
@@ -50,7 +52,7 @@ for _name, _fn in _INT_TO_FLOAT.items():
 
 
 def _sign(x):
-    return jnp.sign(x)
+    return x if x.dtype == jnp.bool_ else jnp.sign(x)
 
 
 def _trunc_like(fn):
@@ -78,7 +80,7 @@ for _name, _fn in _DEFAULT_UNARY.items():
 
 register_pointwise(aten("abs"), jnp.abs, Kind.COMPLEX_TO_FLOAT)
 register_pointwise(aten("angle"), jnp.angle, Kind.INT_TO_FLOAT)
-register_pointwise(aten("sgn"), jnp.sign, Kind.DEFAULT)
+register_pointwise(aten("sgn"), _sign, Kind.DEFAULT)
 register_pointwise(aten("logical_not"), jnp.logical_not, Kind.ALWAYS_BOOL)
 register_pointwise(aten("isnan"), jnp.isnan, Kind.ALWAYS_BOOL)
 register_pointwise(aten("isinf"), jnp.isinf, Kind.ALWAYS_BOOL)
@@ -144,7 +146,7 @@ def _floor_divide(a, b):
 
 def _trunc_divide(a, b):
     if jnp.issubdtype(a.dtype, jnp.integer):
-        return lax.div(a, b)
+        return lax.div(*jnp.broadcast_arrays(a, b))
     return jnp.trunc(a / b)
 
 
@@ -181,7 +183,16 @@ register_pointwise(aten("remainder", "Tensor", "Scalar", "Scalar_Tensor"), _torc
 register_pointwise(aten("fmod", "Tensor", "Scalar"), jnp.fmod)
 
 
-register_pointwise(aten("pow", "Tensor_Tensor", "Tensor_Scalar", "Scalar"), jnp.power)
+def _pow(a, b):
+    if not jnp.issubdtype(a.dtype, jnp.integer):
+        return jnp.power(a, b)
+    # Integer powers with a negative exponent truncate to 0, except for bases 1 and -1.
+    r = jnp.power(a, jnp.maximum(b, 0))
+    unit = jnp.where(a == 1, 1, jnp.where(a == -1, 1 - 2 * (b % 2), 0)).astype(a.dtype)
+    return jnp.where(b < 0, unit, r)
+
+
+register_pointwise(aten("pow", "Tensor_Tensor", "Tensor_Scalar", "Scalar"), _pow)
 register_pointwise(aten("float_power", "Tensor_Tensor", "Tensor_Scalar", "Scalar"), jnp.power)
 register_pointwise(aten("atan2"), jnp.arctan2, Kind.INT_TO_FLOAT)
 register_pointwise(aten("arctan2"), jnp.arctan2, Kind.INT_TO_FLOAT)
@@ -205,12 +216,43 @@ register_pointwise(aten("__rshift__", "Tensor", "Scalar"), jnp.right_shift)
 register_pointwise(aten("logical_and"), jnp.logical_and, Kind.ALWAYS_BOOL)
 register_pointwise(aten("logical_or"), jnp.logical_or, Kind.ALWAYS_BOOL)
 register_pointwise(aten("logical_xor"), jnp.logical_xor, Kind.ALWAYS_BOOL)
+register_pointwise(aten("heaviside"), lambda x, v: jnp.where(x == 0, v, (x > 0).astype(x.dtype)))
+register_pointwise(aten("ldexp", "Tensor"), lambda x, e: x * jnp.exp2(e), Kind.INT_TO_FLOAT)
 register_pointwise(aten("gcd"), jnp.gcd)
 register_pointwise(aten("lcm"), jnp.lcm)
 
 for _name, _fn in {"eq": jnp.equal, "ne": jnp.not_equal, "lt": jnp.less, "le": jnp.less_equal,
                    "gt": jnp.greater, "ge": jnp.greater_equal}.items():  # fmt: skip
     register_pointwise(aten(_name, "Tensor", "Scalar"), _fn, Kind.ALWAYS_BOOL)
+
+
+@register(*aten("frexp", "Tensor"), torch.ops.prims.frexp.default)
+def frexp(x):
+    mantissa, exponent = jnp.frexp(x)
+    return mantissa, exponent.astype(jnp.int32)
+
+
+def _python_bool(name: str, answer, instead: str) -> bool:
+    """equal/allclose return a Python bool, which only exists for concrete values."""
+    if isinstance(answer, jax.core.Tracer):
+        raise TracingError(
+            f"torchjax: torch.{name} returns a Python bool, which JAX cannot know while it traces; "
+            f"write {instead} to keep the answer a tensor"
+        )
+    return bool(answer)
+
+
+@register(*aten("equal"))
+def equal(a, b):
+    if a.shape != b.shape:
+        return False
+    return _python_bool("equal", jnp.all(a == b), "(a == b).all()")
+
+
+@register(*aten("allclose"))
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    close = jnp.isclose(a, b.astype(a.dtype), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    return _python_bool("allclose", jnp.all(close), "torch.isclose(a, b).all()")
 
 
 # --------------------------------------------------------------------------- ternary

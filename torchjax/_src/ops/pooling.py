@@ -1,3 +1,352 @@
-"""pooling rules."""
+"""Max/avg/adaptive pooling and upsampling over the trailing 1, 2 or 3 spatial dims.
+
+Windows are gathered explicitly (index arrays per spatial dim), so max pooling returns
+torch's indices (first maximum, NaN wins, flattened over the input plane) and its
+gradient flows to exactly the element torch picks.
+"""
 
 from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..registry import aten, register
+
+
+def _tuple(v, n, default=None):
+    if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
+        v = default
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    return v * n if len(v) == 1 else v
+
+
+def _pool_out_size(size, k, s, p, d, ceil_mode):
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1  # the last window must start inside the input or the left padding
+    return out
+
+
+def _window_index(size, k, s, p, d, ceil_mode):
+    """(out, k) input positions of each window, and whether each lies inside the input."""
+    out = _pool_out_size(size, k, s, p, d, ceil_mode)
+    pos = jnp.arange(out)[:, None] * s - p + jnp.arange(k)[None, :] * d
+    valid = (pos >= 0) & (pos < size)
+    return jnp.clip(pos, 0, size - 1), valid
+
+
+def _gather_windows(x, positions, fill):
+    """x[..., *spatial] -> x[..., out1, k1, out2, k2, ...] with ``fill`` outside the input."""
+    n = len(positions)
+    lead = x.ndim - n
+    idx, mask = [], None
+    for i, (pos, valid) in enumerate(positions):
+        shape = [1] * (2 * n)
+        shape[2 * i], shape[2 * i + 1] = pos.shape
+        idx.append(pos.reshape(shape))
+        v = valid.reshape(shape)
+        mask = v if mask is None else mask & v
+    windows = x[(Ellipsis, *idx)] if lead else x[tuple(idx)]
+    return jnp.where(mask, windows, fill)
+
+
+def _window_axes(n, lead):
+    """Move the window axes (k1, k2, ...) of a gathered array to the end, flattened."""
+    outs = [lead + 2 * i for i in range(n)]
+    ks = [lead + 2 * i + 1 for i in range(n)]
+    return list(range(lead)) + outs + ks
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, n):
+    k = _tuple(kernel_size, n)
+    s = _tuple(stride, n, default=k)
+    p = _tuple(padding, n)
+    d = _tuple(dilation, n)
+    spatial = x.shape[-n:]
+    positions = [_window_index(*args, ceil_mode) for args in zip(spatial, k, s, p, d)]
+    lowest = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    windows = _gather_windows(lax.stop_gradient(x), positions, lowest)
+    lead = x.ndim - n
+    windows = windows.transpose(_window_axes(n, lead))
+    out_shape = windows.shape[: lead + n]
+    flat = windows.reshape(*out_shape, -1)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        # torch scans in order with `val > max || isnan(val)`: first max wins, NaN wins.
+        nan = jnp.isnan(flat)
+        best = jnp.where(jnp.any(nan, -1), jnp.argmax(nan, -1), jnp.argmax(flat, -1))
+    else:
+        best = jnp.argmax(flat, -1)
+    # best indexes the window; map it back to the flattened input plane
+    unravel = jnp.unravel_index(best, k)
+    flat_index = jnp.zeros(best.shape, jnp.int64)
+    for i in range(n):
+        out_i = jnp.arange(out_shape[lead + i]).reshape([-1 if j == lead + i else 1 for j in range(len(out_shape))])
+        coord = out_i * s[i] - p[i] + unravel[i] * d[i]
+        flat_index = flat_index * spatial[i] + coord
+    plane = x.reshape(*x.shape[:lead], -1)
+    values = jnp.take_along_axis(plane, flat_index.reshape(*x.shape[:lead], -1), axis=-1)
+    return values.reshape(out_shape), flat_index
+
+
+def _max_pool_rule(n):
+    def rule(self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+        return _max_pool(self, kernel_size, stride, padding, dilation, ceil_mode, n)
+
+    return rule
+
+
+register(*aten("max_pool2d_with_indices"))(_max_pool_rule(2))
+register(*aten("max_pool3d_with_indices"))(_max_pool_rule(3))
+
+
+def _max_pool_backward(n):
+    def rule(grad_output, self, kernel_size, stride, padding, dilation, ceil_mode, indices):
+        lead = self.ndim - n
+        plane = jnp.zeros((*self.shape[:lead], math.prod(self.shape[lead:])), grad_output.dtype)
+        g = grad_output.reshape(*self.shape[:lead], -1)
+        idx = indices.reshape(*self.shape[:lead], -1)
+        out = jax.vmap(lambda p, i, v: p.at[i].add(v))(
+            plane.reshape(-1, plane.shape[-1]), idx.reshape(-1, idx.shape[-1]), g.reshape(-1, g.shape[-1])
+        )
+        return out.reshape(self.shape)
+
+    return rule
+
+
+register(*aten("max_pool2d_with_indices_backward"))(_max_pool_backward(2))
+register(*aten("max_pool3d_with_indices_backward"))(_max_pool_backward(3))
+
+
+# --------------------------------------------------------------------------- average
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n):
+    k = _tuple(kernel_size, n)
+    s = _tuple(stride, n, default=k)
+    p = _tuple(padding, n)
+    spatial = x.shape[-n:]
+    outs = [_pool_out_size(size, kk, ss, pp, 1, ceil_mode) for size, kk, ss, pp in zip(spatial, k, s, p)]
+    acc = jnp.float32 if x.dtype in (jnp.bfloat16, jnp.float16) else x.dtype
+    lead = x.ndim - n
+    extra = [max(0, (o - 1) * ss + kk - (size + 2 * pp)) for o, ss, kk, size, pp in zip(outs, s, k, spatial, p)]
+    pads = [(0, 0)] * lead + [(pp, pp + e) for pp, e in zip(p, extra)]
+    window = (1,) * lead + k
+    strides = (1,) * lead + s
+    total = lax.reduce_window(x.astype(acc), np.zeros((), acc), lax.add, window, strides, pads)
+    if divisor_override:
+        return (total / divisor_override).astype(x.dtype)
+    # torch's divisor: the window clipped to the padded input (count_include_pad) or to the input
+    ones = jnp.ones(spatial, acc)
+    if count_include_pad:
+        ones = jnp.pad(ones, [(pp, pp) for pp in p], constant_values=1)
+        count = lax.reduce_window(ones, np.zeros((), acc), lax.add, k, s, [(0, e) for e in extra])
+    else:
+        count = lax.reduce_window(ones, np.zeros((), acc), lax.add, k, s, pads[lead:])
+    out = total / count
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        return jnp.trunc(out).astype(x.dtype)
+    return out.astype(x.dtype)
+
+
+def _avg_pool_rule(n):
+    def rule(self, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+        return _avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n)
+
+    return rule
+
+
+register(*aten("avg_pool2d"))(_avg_pool_rule(2))
+register(*aten("avg_pool3d"))(_avg_pool_rule(3))
+
+
+def _avg_pool_backward(n):
+    def rule(grad_output, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        def forward(x):
+            return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n)
+
+        return jax.vjp(forward, self)[1](grad_output)[0]
+
+    return rule
+
+
+register(*aten("avg_pool2d_backward"))(_avg_pool_backward(2))
+register(*aten("avg_pool3d_backward"))(_avg_pool_backward(3))
+
+
+# --------------------------------------------------------------------------- adaptive
+
+
+def _adaptive_bounds(size, out):
+    starts = [(i * size) // out for i in range(out)]
+    ends = [-(-((i + 1) * size) // out) for i in range(out)]
+    return starts, ends
+
+
+def _adaptive_avg(x, output_size, n):
+    out_sizes = [x.shape[-n + i] if o is None else o for i, o in enumerate(_tuple(output_size, n))]
+    acc = jnp.float32 if x.dtype in (jnp.bfloat16, jnp.float16) else x.dtype
+    y = x.astype(acc)
+    for i, out in enumerate(out_sizes):
+        axis = x.ndim - n + i
+        size = x.shape[axis]
+        starts, ends = _adaptive_bounds(size, out)
+        # an (out, size) averaging matrix: each row is 1/len over its window
+        rows = [[1.0 / (e - s) if s <= j < e else 0.0 for j in range(size)] for s, e in zip(starts, ends)]
+        y = jnp.moveaxis(
+            jnp.tensordot(y, jnp.asarray(rows, acc), axes=([axis], [1]), precision=lax.Precision.HIGHEST), -1, axis
+        )
+    return y.astype(x.dtype)
+
+
+@register(*aten("_adaptive_avg_pool2d"))
+def _adaptive_avg_pool2d(self, output_size):
+    return _adaptive_avg(self, output_size, 2)
+
+
+@register(*aten("_adaptive_avg_pool3d"))
+def _adaptive_avg_pool3d(self, output_size):
+    return _adaptive_avg(self, output_size, 3)
+
+
+def _adaptive_avg_backward(n):
+    def rule(grad_output, self):
+        return jax.vjp(lambda x: _adaptive_avg(x, grad_output.shape[-n:], n), self)[1](grad_output)[0]
+
+    return rule
+
+
+register(*aten("_adaptive_avg_pool2d_backward"))(_adaptive_avg_backward(2))
+register(*aten("_adaptive_avg_pool3d_backward"))(_adaptive_avg_backward(3))
+
+
+def _adaptive_max(x, output_size, n):
+    out_sizes = _tuple(output_size, n)
+    positions = []
+    for i, out in enumerate(out_sizes):
+        size = x.shape[x.ndim - n + i]
+        starts, ends = _adaptive_bounds(size, out)
+        k = max(e - s for s, e in zip(starts, ends))
+        # windows shorter than k repeat their last element: harmless for a max, and the
+        # repeat comes after the original, so the first maximum still wins
+        pos = jnp.asarray([[min(s + j, e - 1) for j in range(k)] for s, e in zip(starts, ends)])
+        positions.append((pos, jnp.ones(pos.shape, bool)))
+    windows = _gather_windows(lax.stop_gradient(x), positions, 0)
+    lead = x.ndim - n
+    windows = windows.transpose(_window_axes(n, lead))
+    out_shape = windows.shape[: lead + n]
+    flat = windows.reshape(*out_shape, -1)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        nan = jnp.isnan(flat)
+        best = jnp.where(jnp.any(nan, -1), jnp.argmax(nan, -1), jnp.argmax(flat, -1))
+    else:
+        best = jnp.argmax(flat, -1)
+    ks = [pos.shape[1] for pos, _ in positions]
+    unravel = jnp.unravel_index(best, ks)
+    flat_index = jnp.zeros(best.shape, jnp.int64)
+    for i, (pos, _) in enumerate(positions):
+        out_i = jnp.arange(out_shape[lead + i]).reshape([-1 if j == lead + i else 1 for j in range(len(out_shape))])
+        flat_index = flat_index * x.shape[lead + i] + pos[out_i, unravel[i]]
+    plane = x.reshape(*x.shape[:lead], -1)
+    values = jnp.take_along_axis(plane, flat_index.reshape(*x.shape[:lead], -1), axis=-1)
+    return values.reshape(out_shape), flat_index
+
+
+@register(*aten("adaptive_max_pool2d"))
+def adaptive_max_pool2d(self, output_size):
+    return _adaptive_max(self, output_size, 2)
+
+
+@register(*aten("adaptive_max_pool3d"))
+def adaptive_max_pool3d(self, output_size):
+    return _adaptive_max(self, output_size, 3)
+
+
+# --------------------------------------------------------------------------- upsampling
+
+
+def _scales(in_sizes, out_sizes, scale_factors):
+    """torch's source/dest ratio per dim: 1/scale_factor when given, else in/out."""
+    if scale_factors:
+        return [1.0 / f if f and f > 0 else i / o for f, i, o in zip(scale_factors, in_sizes, out_sizes)]
+    return [i / o for i, o in zip(in_sizes, out_sizes)]
+
+
+def _out_sizes(x, n, output_size, scale_factors):
+    if output_size:
+        return list(output_size)
+    return [math.floor(s * f) for s, f in zip(x.shape[-n:], scale_factors)]
+
+
+def _upsample_nearest(x, n, output_size, scale_factors, exact):
+    outs = _out_sizes(x, n, output_size, scale_factors)
+    scales = _scales(x.shape[-n:], outs, scale_factors)
+    for i, (out, scale) in enumerate(zip(outs, scales)):
+        axis = x.ndim - n + i
+        size = x.shape[axis]
+        offset = 0.5 if exact else 0.0
+        src = jnp.floor((jnp.arange(out, dtype=jnp.float32) + offset) * jnp.float32(scale)).astype(jnp.int32)
+        x = jnp.take(x, jnp.minimum(src, size - 1), axis=axis)
+    return x
+
+
+def _upsample_linear(x, n, output_size, align_corners, scale_factors):
+    outs = _out_sizes(x, n, output_size, scale_factors)
+    scales = _scales(x.shape[-n:], outs, scale_factors)
+    acc = jnp.float32 if x.dtype in (jnp.bfloat16, jnp.float16) else x.dtype
+    y = x.astype(acc)
+    for i, (out, scale) in enumerate(zip(outs, scales)):
+        axis = x.ndim - n + i
+        size = x.shape[axis]
+        dst = jnp.arange(out, dtype=acc)
+        if align_corners:
+            src = dst * ((size - 1) / (out - 1) if out > 1 else 0.0)
+        else:
+            src = jnp.maximum((dst + 0.5) * scale - 0.5, 0.0)
+        i0 = jnp.minimum(jnp.floor(src).astype(jnp.int32), size - 1)
+        i1 = jnp.minimum(i0 + 1, size - 1)
+        lam = (src - i0).astype(acc)
+        shape = [1] * y.ndim
+        shape[axis] = out
+        lam = lam.reshape(shape)
+        y = jnp.take(y, i0, axis=axis) * (1 - lam) + jnp.take(y, i1, axis=axis) * lam
+    return y.astype(x.dtype)
+
+
+def _nearest_rule(n, exact):
+    def vec(input, output_size, scale_factors):
+        return _upsample_nearest(input, n, output_size, scale_factors, exact)
+
+    def default(input, output_size, *scales):
+        scales = [s for s in scales if s is not None] if any(s is not None for s in scales) else None
+        return _upsample_nearest(input, n, output_size, scales if scales and len(scales) == n else None, exact)
+
+    return vec, default
+
+
+def _linear_rule(n):
+    def vec(input, output_size, align_corners, scale_factors):
+        return _upsample_linear(input, n, output_size, align_corners, scale_factors)
+
+    def default(input, output_size, align_corners, *scales):
+        scales = list(scales) if scales and all(s is not None for s in scales) else None
+        return _upsample_linear(input, n, output_size, align_corners, scales)
+
+    return vec, default
+
+
+for _n, _name in ((1, "upsample_nearest1d"), (2, "upsample_nearest2d"), (3, "upsample_nearest3d")):
+    for _exact, _prefix in ((False, ""), (True, "_")):
+        _packet = _prefix + _name.replace("nearest", "nearest_exact") if _exact else _name
+        _vec, _default = _nearest_rule(_n, _exact)
+        register(*aten(_packet, "vec"))(_vec)
+        register(*aten(_packet, "default"))(_default)
+
+for _n, _name in ((1, "upsample_linear1d"), (2, "upsample_bilinear2d"), (3, "upsample_trilinear3d")):
+    _vec, _default = _linear_rule(_n)
+    register(*aten(_name, "vec"))(_vec)
+    register(*aten(_name, "default"))(_default)

@@ -20,14 +20,7 @@ from .. import dtypes
 from ..capture import current_key
 from ..registry import aten, register
 from ._common import jdtype
-
-
-def _float_dtype(dtype):
-    return dtypes.default_float() if dtype is None else jdtype(dtype)
-
-
-def _like_dtype(self, dtype):
-    return self.dtype if dtype is None else jdtype(dtype)
+from .creation import _float_dtype, _like_dtype
 
 
 def _int_dtype(dtype):

@@ -442,8 +442,12 @@ def mode(x, dim=-1, keepdim=False):
     values, indices = _sort(x, axis)
     n = x.shape[axis]
     pos = lax.broadcasted_iota(jnp.int64, x.shape, axis)
-    prev = jnp.concatenate([lax.slice_in_dim(values, 0, 1, axis=axis), lax.slice_in_dim(values, 0, n - 1, axis=axis)], axis)
-    nxt = jnp.concatenate([lax.slice_in_dim(values, 1, n, axis=axis), lax.slice_in_dim(values, n - 1, n, axis=axis)], axis)
+    prev = jnp.concatenate(
+        [lax.slice_in_dim(values, 0, 1, axis=axis), lax.slice_in_dim(values, 0, n - 1, axis=axis)], axis
+    )
+    nxt = jnp.concatenate(
+        [lax.slice_in_dim(values, 1, n, axis=axis), lax.slice_in_dim(values, n - 1, n, axis=axis)], axis
+    )
     starts = (pos == 0) | (values != prev)
     ends = (pos == n - 1) | (values != nxt)
     run_start = lax.cummax(jnp.where(starts, pos, 0), axis=axis)

@@ -108,9 +108,7 @@ class GradAndValue(_Differentiating):
                     )
                 out, aux = out
             if not is_array(out):
-                raise RuntimeError(
-                    f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}"
-                )
+                raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}")
             if out.ndim != 0:
                 raise RuntimeError(
                     "grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
@@ -260,8 +258,7 @@ class Vjp(_Differentiating):
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
                     raise RuntimeError(
-                        "vjp(f, *primals): output of function f should be a tuple: (output, aux) "
-                        "if has_aux is True"
+                        "vjp(f, *primals): output of function f should be a tuple: (output, aux) if has_aux is True"
                     )
                 out, aux = out
             return out, (aux, side)
@@ -384,7 +381,9 @@ def linearize(func: Callable, *primals: Any):
     """
     saved = primals
     jvp_t = Jvp(func, False, False)
-    out, _ = jvp_t(saved, tuple(pytree.tree_map(lambda p: torch.zeros_like(p) if isinstance(p, torch.Tensor) else p, saved)))
+    out, _ = jvp_t(
+        saved, tuple(pytree.tree_map(lambda p: torch.zeros_like(p) if isinstance(p, torch.Tensor) else p, saved))
+    )
     _, p_spec = pytree.tree_flatten(saved)
 
     def jvp_fn(*tangents):
@@ -519,4 +518,3 @@ def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
                 [ 0., 12.]])
     """
     return jacfwd(jacrev(func, argnums), argnums)
-

@@ -169,9 +169,7 @@ class Transform:
         plan = self.plan(args, kwargs)
         if current_context() is not None:
             return self._inner(plan, args, kwargs)
-        compiled = _COMPILED.get_or_create(
-            fn_key(self), lambda: Compiled(Capture(self.fn), self.call_repr())
-        )
+        compiled = _COMPILED.get_or_create(fn_key(self), lambda: Compiled(Capture(self.fn), self.call_repr()))
         body = functools.partial(self.impl, plan=plan)
         out = compiled.call(lambda ctx, a, k: body(ctx, args=a, kwargs=k), args, kwargs,
                             transform_key=(type(self), self.config_key(), plan))  # fmt: skip

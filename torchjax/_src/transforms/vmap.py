@@ -47,9 +47,7 @@ class Vmap(Transform):
         from torch._functorch.vmap import _process_batched_inputs
 
         batch_size, flat_in_dims, flat_args, _ = _process_batched_inputs(self.in_dims, args, self.fn)
-        dims = tuple(
-            None if d is None else d % max(a.dim(), 1) for d, a in zip(flat_in_dims, flat_args)
-        )
+        dims = tuple(None if d is None else d % max(a.dim(), 1) for d, a in zip(flat_in_dims, flat_args))
         return batch_size, dims
 
     def impl(self, ctx, plan, args, kwargs):
@@ -60,7 +58,9 @@ class Vmap(Transform):
         if chunk >= batch_size:
             outs, side, child, rec = self._vmap_once(ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size)
         else:
-            outs, side, child, rec = self._vmap_chunked(ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size, chunk)
+            outs, side, child, rec = self._vmap_chunked(
+                ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size, chunk
+            )
         out = self._place_outputs(outs, rec)
         updates = self._place_side(side, child, rec, flat_in)
         return TraceResult(out, updates)
