@@ -7,6 +7,7 @@ even when absolute times are noisy.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 import traceback
@@ -115,6 +116,7 @@ def measure(case: Case, *, warmup: int, min_repeats: int, max_repeats: int, budg
     for name in live:
         for _ in range(warmup):
             case.contenders[name]()
+    gc.collect()  # garbage left by earlier cases is not this case's cost
     start = time.perf_counter()
     for rounds in range(max_repeats):
         if rounds >= min_repeats and time.perf_counter() - start > budget_s:

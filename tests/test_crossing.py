@@ -101,5 +101,5 @@ def test_empty_and_scalar_tensors():
 
 
 def test_bad_input_is_named():
-    with pytest.raises(TypeError, match="expected a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"expected a torch\.Tensor"):
         torchjax._src.crossing.tensor_to_jax([1, 2])

@@ -188,3 +188,49 @@ def x64():
 
 def as_jnp(x):
     return jnp.asarray(x)
+
+
+_BRIDGED: set[type] = set()
+
+
+def bridge_pytree_types(tree) -> None:
+    """Make container types that torch's pytree knows (HF ``ModelOutput``, ...) JAX pytrees too.
+
+    Outputs of a ``to_jax`` function leave in the torch code's own containers; JAX can
+    return them from ``jax.jit`` only if it knows how to flatten them. Only types JAX
+    does not know are registered, with torch's own flatten/unflatten functions.
+    """
+    _, spec = pytree.tree_flatten(tree)
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children_specs)
+        cls = node.type
+        if cls is None or cls in _BRIDGED or cls in (tuple, list, dict) or node.is_leaf():
+            continue
+        _BRIDGED.add(cls)
+        probe = jax.tree_util.tree_structure(_instance_probe(node))
+        if probe.num_leaves != 1 or not jax.tree_util.treedef_is_leaf(probe):
+            continue  # JAX already flattens this type
+        entry = pytree.SUPPORTED_NODES[cls]
+
+        def flatten(obj, entry=entry):
+            children, context = entry.flatten_fn(obj)
+            return children, context
+
+        def unflatten(context, children, entry=entry):
+            return entry.unflatten_fn(list(children), context)
+
+        jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+
+
+class _Probe:
+    pass
+
+
+def _instance_probe(node):
+    # A placeholder standing for an instance of node.type: JAX only needs to look up the type.
+    try:
+        return pytree.tree_unflatten([_Probe()] * node.num_leaves, node)
+    except Exception:
+        return _Probe()

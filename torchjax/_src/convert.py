@@ -10,7 +10,7 @@ import jax
 import torch
 from torch.utils import _pytree as pytree
 
-from .capture import Capture, Context, any_tracer, run_traced, seed_from_torch, write_back
+from .capture import Capture, Context, any_tracer, bridge_pytree_types, run_traced, seed_from_torch, write_back
 from .compile import Compiled, jit_disabled
 from .crossing import to_jax_array
 
@@ -37,8 +37,11 @@ class JaxFunction:
     def __call__(self, *args, rng_key: jax.Array | None = None, **kwargs):
         leaves = pytree.tree_leaves((args, kwargs))
         if rng_key is None and not any_tracer(leaves) and not jit_disabled():
-            return self.compiled.call(_plain_body(self.fn, self), args, kwargs, to_torch=False)
-        return self._inline(args, kwargs, rng_key)
+            out = self.compiled.call(_plain_body(self.fn, self), args, kwargs, to_torch=False)
+        else:
+            out = self._inline(args, kwargs, rng_key)
+        bridge_pytree_types(out)
+        return out
 
     def _inline(self, args, kwargs, rng_key):
         ctx = Context(self.capture, self.capture.captured_values(), key=rng_key, key_factory=seed_from_torch)

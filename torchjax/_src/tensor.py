@@ -317,10 +317,13 @@ def _resize(func, args, kwargs):
     )
 
 
+_NO_RULE = object()
+
+
 def _call_rule(func, args, kwargs):
     rule = lookup(func)
     if rule is None:
-        return None
+        return _NO_RULE
     out = rule(*tree_map(_unwrap, args), **tree_map(_unwrap, kwargs))
     return tree_map(_wrap, out)
 
@@ -411,7 +414,7 @@ def dispatch(func, args, kwargs):
         return args[idx]
 
     out = _call_rule(func, args, kwargs)
-    if out is not None:
+    if out is not _NO_RULE:
         return out
     out = _decompose(func, args, kwargs)
     if out is NotImplemented:
