@@ -134,7 +134,10 @@ class TestVmap:
         def f(t, scale):
             return t["a"] * t["b"][0] * t["b"][1] * scale
 
-        both(lambda api: functools.partial(api.vmap(f, in_dims=({"a": 0, "b": (1, None)}, None)), scale=2.0),
+        def g(t, scale, *, offset):
+            return f(t, scale) + offset
+
+        both(lambda api: functools.partial(api.vmap(g, in_dims=({"a": 0, "b": (1, None)}, None)), offset=2.0),
              tree, 1.5, dtype=dtype)  # fmt: skip
 
     def test_vmap_of_vmap_and_grad(self, dtype):

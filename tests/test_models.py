@@ -53,7 +53,8 @@ def test_eval_matches_torch(name, dtype):
     model = make().to(dtype).eval()
     x = data().to(dtype)
     params, buffers, apply = torchjax.to_jax(model)
-    out, _ = jax.jit(apply)(params, buffers, torchjax.to_jax_array(x))
+    with jax.enable_x64(dtype == torch.float64):  # a user's float64 JAX program runs with x64 on
+        out, _ = jax.jit(apply)(params, buffers, torchjax.to_jax_array(x))
     result = torchjax.to_torch(out)
     assert result.dtype == dtype
     torch.testing.assert_close(result, model(x).detach(), **TOL[dtype])
@@ -67,7 +68,8 @@ def test_train_mode_matches_torch_and_updates_buffers(name):
     reference = copy.deepcopy(model)
     x = data()
     params, buffers, apply = torchjax.to_jax(model)
-    out, new_buffers = jax.jit(apply)(params, buffers, torchjax.to_jax_array(x))
+    with jax.enable_x64(True):  # num_batches_tracked is int64
+        out, new_buffers = jax.jit(apply)(params, buffers, torchjax.to_jax_array(x))
     expected = reference(x)
     torch.testing.assert_close(torchjax.to_torch(out), expected.detach(), **TOL[torch.float32])
     for k, v in reference.named_buffers():

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import _disable_current_modes
 
 from . import dtypes
 
@@ -49,15 +50,20 @@ def tensor_to_jax(t: torch.Tensor) -> jax.Array:
         raise TypeError(f"to_jax_array: expected a torch.Tensor, got {type(t).__name__}")
     if t.device.type == "meta":
         raise ValueError("to_jax_array: a meta tensor has no data to cross")
-    ready = _dlpack_ready(t)
+    with _disable_current_modes():  # crossing may run while a capture's dispatch mode is on
+        ready = _dlpack_ready(t)
+        return _ready_to_jax(ready, t.dtype)
+
+
+def _ready_to_jax(ready: torch.Tensor, dtype: torch.dtype) -> jax.Array:
     # ensure_compile_time_eval: crossing may happen while JAX traces (a captured tensor
     # met for the first time); the result must be a concrete array, never a tracer.
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         if ready.numel() == 0 or ready.dtype not in _DLPACK_DTYPES:
-            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(t.dtype))
+            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(dtype))
         if ready.dim() == 0 and ready.device.type == "cpu":
             # 0-d buffers are tiny; a copy is cheaper than a DLPack capsule
-            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(t.dtype))
+            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(dtype))
         return jax.dlpack.from_dlpack(ready)
 
 

@@ -146,9 +146,9 @@ def _identity(reduce: str, dtype):
         return jnp.asarray(_EXCLUDED_IDENTITY[reduce]).astype(dtype)
     if dtype == jnp.bool_:
         return jnp.asarray(reduce == "amin")
-    info = jnp.finfo(dtype) if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype)
     if jnp.issubdtype(dtype, jnp.inexact):
         return jnp.asarray(jnp.inf if reduce == "amin" else -jnp.inf, dtype)
+    info = jnp.iinfo(dtype)
     return jnp.asarray(info.max if reduce == "amin" else info.min, dtype)
 
 

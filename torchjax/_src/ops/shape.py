@@ -83,7 +83,7 @@ def view_dtype(x, dtype):
     tgt = jnp.uint8 if new == jnp.bool_ else new
     old_size, new_size = src.dtype.itemsize, jnp.dtype(tgt).itemsize
     if old_size != new_size and x.ndim == 0:
-        raise RuntimeError("self.dim() cannot be 0 to view " + f"{x.dtype} as {new} (different element sizes)")
+        raise RuntimeError(f"self.dim() cannot be 0 to view {x.dtype} as {new} (different element sizes)")
     if old_size > new_size:
         out = lax.bitcast_convert_type(src, tgt)
         out = out.reshape(*x.shape[:-1], x.shape[-1] * (old_size // new_size))

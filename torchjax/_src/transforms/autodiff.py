@@ -14,7 +14,7 @@ from torch.utils import _pytree as pytree
 from .. import dtypes
 from ..capture import Context, TraceResult, is_array
 from ..errors import TracingError
-from .base import Child, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
+from .base import Child, Packed, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
 
 _RANDOM_ERROR = (
     "vmap: called random operation while in randomness error mode. Please either use the "
@@ -96,9 +96,12 @@ class GradAndValue(_Differentiating):
         argnums = plan
         child = Child(self.fn, ctx)
         has_aux = self.has_aux
+        packs = [Packed(args[i]) for i in argnums]
+        rec: dict = {}
 
         def g(*diff):
-            out, side = child.run(_replace(args, argnums, diff), kwargs)
+            trees = [p.unpack(d) for p, d in zip(packs, diff)]
+            out, side = child.run(_replace(args, argnums, trees), kwargs)
             aux = None
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
@@ -117,12 +120,17 @@ class GradAndValue(_Differentiating):
             value = out
             if not jnp.issubdtype(out.dtype, jnp.inexact):
                 out = out.astype(jnp.float32)  # integer outputs have zero gradient, as in torch
-            return out, (value, aux, side)
+            rec["aux"] = Packed(aux)
+            return out, (value, Packed.arrays(aux), side)
 
-        jax_argnums = 0 if isinstance(self.argnums, int) else tuple(range(len(argnums)))
-        grads, (value, aux, side) = jax.grad(g, argnums=jax_argnums, has_aux=True)(*[args[i] for i in argnums])
+        grads, (value, aux_arrays, side) = jax.grad(g, argnums=tuple(range(len(packs))), has_aux=True)(
+            *[Packed.arrays(args[i]) for i in argnums]
+        )
         updates = child.apply_side(side)
-        result = self.assemble(grads, value, aux)
+        grads = tuple(p.unpack(gr) for p, gr in zip(packs, grads))
+        if isinstance(self.argnums, int):
+            grads = grads[0]
+        result = self.assemble(grads, value, rec["aux"].unpack(aux_arrays))
         return TraceResult(result, updates)
 
     def assemble(self, grads, value, aux):
@@ -172,26 +180,26 @@ class _ResidualFn:
 
     _jitted: dict = {}
 
-    def __init__(self, api: str, treedef, residuals: list, out_spec, out_avals, top_level: bool):
+    def __init__(self, api: str, treedef, residuals: list, out_pack, primal_packs, out_avals, top_level: bool):
         self.api = api
-        self.out_avals = out_avals
         self.treedef = treedef
         self.residuals = residuals
-        self.out_spec = out_spec
+        self.out_pack = out_pack
+        self.primal_packs = primal_packs
+        self.out_avals = out_avals
         self.top_level = top_level
 
     def _check(self, cts):
         _, spec = pytree.tree_flatten(cts)
-        if spec != self.out_spec:
+        if spec != self.out_pack.spec:
             raise RuntimeError(
                 f"{self.api}: Expected pytree structure of cotangents to be the same as pytree "
-                f"structure of outputs to the function. cotangents: {spec.treespec_pprint() if hasattr(spec, 'treespec_pprint') else spec}, "
-                f"primal output: {self.out_spec}"
+                f"structure of outputs to the function. cotangents: {spec}, primal output: {self.out_pack.spec}"
             )
 
-    def _conform(self, cts):
+    def _conform(self, cts) -> list:
         """Shapes must match the outputs; dtypes are cast to the outputs' as torch does."""
-        leaves, spec = pytree.tree_flatten(cts)
+        leaves = [x for x in pytree.tree_leaves(cts) if isinstance(x, torch.Tensor) or is_array(x)]
         fixed = []
         for i, (ct, (shape, dtype)) in enumerate(zip(leaves, self.out_avals)):
             if tuple(ct.shape) != shape:
@@ -204,13 +212,14 @@ class _ResidualFn:
             else:
                 ct = ct.astype(dtype)
             fixed.append(ct)
-        return pytree.tree_unflatten(fixed, spec)
+        return fixed
 
-    def apply(self, cts):
+    def apply(self, cts) -> tuple:
         cts = self._conform(cts)
         if not self.top_level:
             fn = jax.tree_util.tree_unflatten(self.treedef, unwrap_tree(self.residuals))
-            return wrap_tree(fn(unwrap_tree(cts)))
+            grads = fn(unwrap_tree(cts))
+            return wrap_tree(tuple(p.unpack(gr) for p, gr in zip(self.primal_packs, grads)))
         from ..crossing import to_jax_array, to_torch
 
         key = self.treedef
@@ -220,7 +229,8 @@ class _ResidualFn:
             jitted = jax.jit(lambda res, ct: jax.tree_util.tree_unflatten(treedef, res)(ct))
             _ResidualFn._jitted[key] = jitted
         with jax.enable_x64(True):
-            return to_torch(jitted(to_jax_array(self.residuals), to_jax_array(cts)))
+            grads = jitted(to_jax_array(self.residuals), to_jax_array(cts))
+        return to_torch(tuple(p.unpack(list(gr)) for p, gr in zip(self.primal_packs, grads)))
 
 
 def _split_residuals(fn) -> tuple[Any, list]:
@@ -251,9 +261,11 @@ class Vjp(_Differentiating):
     def impl(self, ctx, plan, args, kwargs):
         child = Child(self.fn, ctx)
         has_aux = self.has_aux
+        packs = [Packed(a) for a in args]
+        rec: dict = {}
 
         def g(*primals):
-            out, side = child.run(primals, kwargs)
+            out, side = child.run(tuple(p.unpack(x) for p, x in zip(packs, primals)), kwargs)
             aux = None
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
@@ -261,22 +273,23 @@ class Vjp(_Differentiating):
                         "vjp(f, *primals): output of function f should be a tuple: (output, aux) if has_aux is True"
                     )
                 out, aux = out
-            return out, (aux, side)
+            rec["out"], rec["aux"] = Packed(out), Packed(aux)
+            return Packed.arrays(out), (Packed.arrays(aux), side)
 
-        out, pullback, (aux, side) = jax.vjp(g, *args, has_aux=True)
+        out, pullback, (aux, side) = jax.vjp(g, *[Packed.arrays(a) for a in args], has_aux=True)
         updates = child.apply_side(side)
         treedef, residuals = _split_residuals(pullback)
-        out_leaves, out_spec = pytree.tree_flatten(out)
-        avals = tuple((tuple(x.shape), x.dtype) for x in out_leaves)
-        return TraceResult((out, residuals, aux, (treedef, out_spec, avals)), updates)
+        avals = tuple((tuple(x.shape), x.dtype) for x in out)
+        meta = (treedef, rec["out"], tuple(packs), avals)
+        return TraceResult((rec["out"].unpack(out), residuals, rec["aux"].unpack(aux), meta), updates)
 
     def finish(self, out, plan, to_torch_values):
-        primal_out, residuals, aux, (treedef, out_spec, avals) = out
-        rfn = _ResidualFn("vjp", treedef, residuals, out_spec, avals, top_level=to_torch_values)
+        primal_out, residuals, aux, (treedef, out_pack, primal_packs, avals) = out
+        rfn = _ResidualFn("vjp", treedef, residuals, out_pack, primal_packs, avals, top_level=to_torch_values)
 
         def vjp_fn(cotangents, *, retain_graph=None, create_graph=None):
             rfn._check(cotangents)
-            return tuple(rfn.apply(cotangents))
+            return rfn.apply(cotangents)
 
         return (primal_out, vjp_fn, aux) if self.has_aux else (primal_out, vjp_fn)
 
@@ -340,9 +353,11 @@ class Jvp(_Differentiating):
         primals, tangents = args
         child = Child(self.fn, ctx)
         has_aux = self.has_aux
+        packs = [Packed(p) for p in primals]
+        rec: dict = {}
 
         def g(*p):
-            out, side = child.run(p, kwargs)
+            out, side = child.run(tuple(pk.unpack(x) for pk, x in zip(packs, p)), kwargs)
             aux = None
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
@@ -351,12 +366,16 @@ class Jvp(_Differentiating):
                         "(output, aux) if has_aux is True"
                     )
                 out, aux = out
-            return out, (aux, side)
+            rec["out"], rec["aux"] = Packed(out), Packed(aux)
+            return Packed.arrays(out), (Packed.arrays(aux), side)
 
-        tangents = jax.tree_util.tree_map(lambda p, t: t.astype(p.dtype) if is_array(t) else t, primals, tangents)
-        out, tangent_out, (aux, side) = jax.jvp(g, primals, tangents, has_aux=True)
+        flat_p = [Packed.arrays(p) for p in primals]
+        flat_t = [[t.astype(x.dtype) for t, x in zip(Packed.arrays(tt), fp)] for tt, fp in zip(tangents, flat_p)]
+        out, tangent_out, (aux, side) = jax.jvp(g, flat_p, flat_t, has_aux=True)
         updates = child.apply_side(side)
-        return TraceResult((out, tangent_out, aux) if self.has_aux else (out, tangent_out), updates)
+        out, tangent_out = rec["out"].unpack(out), rec["out"].unpack(tangent_out)
+        result = (out, tangent_out, rec["aux"].unpack(aux)) if self.has_aux else (out, tangent_out)
+        return TraceResult(result, updates)
 
 
 def jvp(func: Callable, primals: Any, tangents: Any, *, strict: bool = False, has_aux: bool = False):
@@ -447,9 +466,12 @@ class _Jacobian(_Differentiating):
         child = Child(self.fn, ctx, rng_error=rng_error)
         has_aux = self.has_aux
         api = self.api
+        packs = [Packed(args[i]) for i in argnums]
+        rec: dict = {}
 
         def g(*diff):
-            out, side = child.run(_replace(args, argnums, diff), kwargs)
+            trees = [p.unpack(d) for p, d in zip(packs, diff)]
+            out, side = child.run(_replace(args, argnums, trees), kwargs)
             aux = None
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
@@ -461,12 +483,19 @@ class _Jacobian(_Differentiating):
             leaves = pytree.tree_leaves(out)
             if not leaves or not all(is_array(x) for x in leaves):
                 raise RuntimeError(f"{api}(f, ...)(*args): Expected f(*args) to return only tensors, got {out!r}")
-            return out, (aux, side)
+            rec["out"], rec["aux"] = Packed(out), Packed(aux)
+            return Packed.arrays(out), (Packed.arrays(aux), side)
 
-        jax_argnums = 0 if isinstance(self.argnums, int) else tuple(range(len(argnums)))
-        jac, (aux, side) = type(self).jax_fn(g, argnums=jax_argnums, has_aux=True)(*[args[i] for i in argnums])
+        jac, (aux, side) = type(self).jax_fn(g, argnums=tuple(range(len(packs))), has_aux=True)(
+            *[Packed.arrays(args[i]) for i in argnums]
+        )
         updates = child.apply_side(side)
-        return TraceResult((jac, aux) if self.has_aux else jac, updates)
+        per_output = []
+        for per_arg in jac:  # one entry per output leaf, each a tuple over argnums
+            trees = tuple(p.unpack(list(j)) for p, j in zip(packs, per_arg))
+            per_output.append(trees[0] if isinstance(self.argnums, int) else trees)
+        result = rec["out"].unpack(per_output)
+        return TraceResult((result, rec["aux"].unpack(aux)) if self.has_aux else result, updates)
 
 
 class JacRev(_Jacobian):

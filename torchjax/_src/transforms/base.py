@@ -208,3 +208,32 @@ def check_argnums(api: str, call: str, argnums, num_args: int) -> tuple[int, ...
 
 def tree_is_arrays(tree) -> bool:
     return all(is_array(x) for x in jax.tree_util.tree_leaves(tree))
+
+
+class Packed:
+    """A torch pytree split into its array leaves (for JAX) and everything else.
+
+    JAX transforms see only flat lists of arrays: JAX would otherwise rebuild dicts
+    with sorted keys and could not flatten containers that only torch's pytree knows
+    (HF ``ModelOutput``). :meth:`unpack` rebuilds the torch structure exactly.
+    """
+
+    __slots__ = ("positions", "spec", "static")
+
+    def __init__(self, tree):
+        leaves, self.spec = pytree.tree_flatten(tree)
+        self.positions = [i for i, x in enumerate(leaves) if is_array(x)]
+        self.static = {i: x for i, x in enumerate(leaves) if not is_array(x)}
+
+    @staticmethod
+    def arrays(tree) -> list:
+        return [x for x in pytree.tree_leaves(tree) if is_array(x)]
+
+    def unpack(self, arrays, fill=None):
+        n = len(self.positions) + len(self.static)
+        it = iter(arrays)
+        leaves = [self.static[i] if i in self.static else next(it) for i in range(n)]
+        return pytree.tree_unflatten(leaves, self.spec)
+
+    def replace_arrays(self, arrays):
+        return self.unpack(arrays)
