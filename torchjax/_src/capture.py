@@ -204,7 +204,7 @@ def bridge_pytree_types(tree) -> None:
     stack = [spec]
     while stack:
         node = stack.pop()
-        stack.extend(node.children_specs)
+        stack.extend(node.children())
         cls = node.type
         if cls is None or cls in _BRIDGED or cls in (tuple, list, dict) or node.is_leaf():
             continue

@@ -33,6 +33,7 @@ class JaxFunction:
         self.capture = Capture(fn)
         self.compiled = Compiled(self.capture, self.name)
         self._warn_input_mutation = warn_input_mutation
+        self._warned_x32 = False
 
     def __call__(self, *args, rng_key: jax.Array | None = None, **kwargs):
         leaves = pytree.tree_leaves((args, kwargs))
@@ -45,7 +46,13 @@ class JaxFunction:
 
     def _inline(self, args, kwargs, rng_key):
         ctx = Context(self.capture, self.capture.captured_values(), key=rng_key, key_factory=seed_from_torch)
-        res = run_traced(self.fn, args, kwargs, ctx)
+        if jax.config.jax_enable_x64:
+            res = run_traced(self.fn, args, kwargs, ctx)
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res = run_traced(self.fn, args, kwargs, ctx)
+            self._report_x32(caught)
         self._report_input_mutation(res.arg_updates)
         for t, value, _slot in res.lifted_updates:
             if isinstance(value, jax.core.Tracer):
@@ -60,6 +67,21 @@ class JaxFunction:
             else:
                 write_back(t, value)
         return res.out
+
+    def _report_x32(self, caught) -> None:
+        narrowed = [w for w in caught if "is not available, and will be truncated" in str(w.message)]
+        for w in caught:
+            if w not in narrowed:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if narrowed and not self._warned_x32:
+            self._warned_x32 = True
+            warnings.warn(
+                f"{self.name} was traced by JAX with jax_enable_x64 off, so the torch code's 64-bit "
+                "values (int64 indices, float64) are computed in 32 bits. To keep torch's dtypes, "
+                "run under `with jax.enable_x64(True):` (or set jax_enable_x64).",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _report_input_mutation(self, arg_updates):
         if arg_updates and self._warn_input_mutation:

@@ -91,10 +91,59 @@ _DLPACK_DTYPES = {
 }
 
 
+_ARRAY_IMPL = type(jnp.zeros(()))
+_FAST_DTYPES = {jnp.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16",
+                                       "bfloat16", "float32", "float64", "complex64", "complex128")}  # fmt: skip
+
+
+_NUMPY_NATIVE = _FAST_DTYPES - {jnp.dtype("bfloat16")}
+_CPU_DEVICES: set = set()
+
+
+def _is_cpu(a: jax.Array) -> bool:
+    devs = a.devices()
+    if len(devs) != 1:
+        return False
+    (dev,) = devs
+    if dev in _CPU_DEVICES:
+        return True
+    if dev.platform == "cpu":
+        _CPU_DEVICES.add(dev)
+        return True
+    return False
+
+
+_readonly_warning_taken = False
+
+
+def _numpy_view_to_torch(a: jax.Array) -> torch.Tensor:
+    # torch warns once per process that a read-only NumPy array backs a tensor. The
+    # buffer is shared with the JAX array exactly as a DLPack import would share it
+    # (zero-copy crossing); take that one warning quietly.
+    global _readonly_warning_taken
+    if not _readonly_warning_taken:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = torch.from_numpy(np.asarray(a))
+        _readonly_warning_taken = True
+        return out
+    return torch.from_numpy(np.asarray(a))
+
+
 def array_to_torch(a: Any) -> torch.Tensor:
     """One ``jax.Array`` -> torch tensor, zero-copy through DLPack."""
     if isinstance(a, torch.Tensor):
         return a
+    if type(a) is _ARRAY_IMPL and a.size and a.dtype in _FAST_DTYPES:
+        try:  # the common case: one dense buffer on one device
+            if a.dtype in _NUMPY_NATIVE and _is_cpu(a):
+                # NumPy's view of a CPU buffer: zero-copy, ~1 us against ~5 us for DLPack
+                return _numpy_view_to_torch(a)
+            return torch.from_dlpack(a)
+        except (RuntimeError, TypeError, BufferError, ValueError):
+            pass
     if not isinstance(a, jax.Array):
         a = jnp.asarray(a)
     if getattr(a, "is_fully_addressable", True) is False:

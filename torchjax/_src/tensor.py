@@ -56,6 +56,7 @@ class JaxTensor(torch.Tensor):
         r._view_fn = view_fn
         r._cached = value
         r._cached_version = r._storage.version
+        r._reinterprets = False
         return r
 
     def __init__(self, value, storage=None, view_fn=None):
@@ -83,6 +84,12 @@ class JaxTensor(torch.Tensor):
         if tuple(new.shape) != tuple(self.shape):
             new = jnp.broadcast_to(new, tuple(self.shape))
         st = self._storage
+        if self._reinterprets:
+            raise TracingError(
+                "torchjax: cannot write through a view that reinterprets its base's bytes "
+                "(Tensor.view(dtype), view_as_real, view_as_complex); write to the base, or to a "
+                "copy (.clone()), instead"
+            )
         if self._view_fn is None:
             st.value = new
         else:
@@ -96,10 +103,12 @@ class JaxTensor(torch.Tensor):
         self._cached = new
         self._cached_version = st.version
 
-    def view_of(self, fn: Callable[[jax.Array], jax.Array], value: jax.Array) -> JaxTensor:
+    def view_of(self, fn: Callable[[jax.Array], jax.Array], value: jax.Array, reinterprets: bool = False) -> JaxTensor:
         parent = self._view_fn
         composite = fn if parent is None else (lambda base: fn(parent(base)))
-        return JaxTensor(value, self._storage, composite)
+        out = JaxTensor(value, self._storage, composite)
+        out._reinterprets = reinterprets or self._reinterprets
+        return out
 
     def __repr__(self, *, tensor_contents=None) -> str:
         return f"JaxTensor({self.value!r})"
@@ -318,6 +327,7 @@ def _resize(func, args, kwargs):
 
 
 _NO_RULE = object()
+_REINTERPRETING_VIEWS = {aten.view.dtype, aten.view_as_real.default, aten.view_as_complex.default}
 
 
 def _call_rule(func, args, kwargs):
@@ -373,7 +383,7 @@ def dispatch(func, args, kwargs):
         out = view_fn(base.value)
         if isinstance(out, (list, tuple)):
             return type(out)(base.view_of(lambda v, i=i: view_fn(v)[i], o) for i, o in enumerate(out))
-        return base.view_of(view_fn, out)
+        return base.view_of(view_fn, out, reinterprets=func in _REINTERPRETING_VIEWS)
 
     schema = func._schema
     if schema.is_mutable:

@@ -256,13 +256,22 @@ def unfold(x, dimension, size, step):
     return jnp.moveaxis(jnp.take(x, windows, axis=dim), dim + 1, -1)
 
 
+# These two reinterpret values, so the dispatcher's integer index map cannot pass
+# through them: torch's own dtype checks make a write through them fail loudly.
+_NO_WRITE = " (torchjax cannot write through this view: write to the complex tensor instead)"
+
+
 @_view_and_copy("view_as_real", "default")
 def view_as_real(x):
+    if not jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise RuntimeError("view_as_real is only supported for complex tensors" + _NO_WRITE)
     return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)
 
 
 @_view_and_copy("view_as_complex", "default")
 def view_as_complex(x):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise RuntimeError("view_as_complex is only supported for floating point tensors" + _NO_WRITE)
     if x.ndim == 0 or x.shape[-1] != 2:
         raise RuntimeError("Tensor must have a last dimension of size 2")
     return lax.complex(x[..., 0], x[..., 1])

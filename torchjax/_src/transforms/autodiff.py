@@ -16,6 +16,7 @@ from ..capture import Context, TraceResult, is_array
 from ..errors import TracingError
 from .base import Child, Packed, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 _RANDOM_ERROR = (
     "vmap: called random operation while in randomness error mode. Please either use the "
     "'same' or 'different' randomness flags on vmap or perform the randomness operation out of vmap"
@@ -88,6 +89,10 @@ class GradAndValue(_Differentiating):
         return f(self.fn, argnums=self.argnums, has_aux=self.has_aux)
 
     def plan(self, args, kwargs):
+        n = self.argnums
+        if type(n) is int and -len(args) <= n < len(args) and type(args[n]) in _PLAIN:
+            if args[n].is_floating_point() or args[n].is_complex():  # the common case, checked cheaply
+                return (n % len(args),)
         argnums = check_argnums(self.api, self.call_repr(), self.argnums, len(args))
         _check_float_inputs(self.call_repr(), [args[i] for i in argnums])
         return argnums

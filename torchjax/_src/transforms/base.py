@@ -42,7 +42,11 @@ def fn_key(fn: Callable) -> Any:
                 cells.append(id(c.cell_contents))
             except ValueError:
                 cells.append(id(c))
-        return ("fn", fn.__code__, tuple(cells), id(fn.__defaults__), id(fn.__kwdefaults__))
+        # Globals the code names are part of the key too: a module-level lambda re-created
+        # with another value of a global it reads must not hit the first one's program.
+        g = fn.__globals__
+        names = tuple(id(g[n]) for n in fn.__code__.co_names if n in g)
+        return ("fn", fn.__code__, tuple(cells), names, id(fn.__defaults__), id(fn.__kwdefaults__))
     if isinstance(fn, types.MethodType):
         return ("method", id(fn.__self__), fn_key(fn.__func__))
     if isinstance(fn, Transform):
