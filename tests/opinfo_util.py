@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -12,6 +13,10 @@ import torchjax
 
 FULL = os.environ.get("TORCHJAX_OPINFO_FULL", "") not in ("", "0")
 MAX_SAMPLES = 10_000 if FULL else 4
+# The default run compiles the first sample of each (op, dtype, transform) with XLA and
+# checks the others op by op (torchjax.disable_jit): the same rules, without paying an
+# XLA compile per sample. The full run compiles every sample.
+JIT_SAMPLES = 10_000 if FULL else 1
 
 RANDOM_OPS = {
     "bernoulli", "cauchy", "exponential", "geometric", "log_normal", "normal", "uniform",
@@ -42,9 +47,11 @@ OPS = {op_id(op): op for op in op_db}
 
 
 def samples(op, dtype, requires_grad=False):
+    """The capped samples, each with the context to run it in (jit or op by op)."""
     out = []
     for s in op.sample_inputs("cpu", dtype, requires_grad=requires_grad):
-        out.append(s)
+        mode = contextlib.nullcontext() if len(out) < JIT_SAMPLES else torchjax.disable_jit()
+        out.append((s, mode))
         if len(out) >= MAX_SAMPLES:
             break
     return out
@@ -69,10 +76,11 @@ def check_forward(op, dtype) -> int:
     """Compare every capped sample of ``op`` in ``dtype``; returns how many were checked."""
     tol = TOLERANCES.get(dtype, {})
     checked = 0
-    for sample in samples(op, dtype):
+    for sample, mode in samples(op, dtype):
         expected = _call(op, sample)
         fn = torchjax.jit(lambda inp, *args, **kwargs: op(inp, *args, **kwargs))
-        actual = fn(sample.input, *sample.args, **sample.kwargs)
+        with mode:
+            actual = fn(sample.input, *sample.args, **sample.kwargs)
         if op.name in VALUE_FREE_OPS:
             _check_random(actual, expected)
         else:
@@ -111,7 +119,7 @@ def check_grad(op, dtype) -> int:
 
     tol = TOLERANCES.get(dtype, {})
     checked = 0
-    for sample in samples(op, dtype):
+    for sample, mode in samples(op, dtype):
         leaves, spec, idx = _float_leaves(sample)
         if not idx:
             continue
@@ -122,13 +130,15 @@ def check_grad(op, dtype) -> int:
             continue
         cts = tuple(torch.ones_like(o) for o in expected_out)
         expected = expected_fn(cts)
-        actual_out, actual_fn = jf.vjp(f, *primals)
+        with mode:
+            actual_out, actual_fn = jf.vjp(f, *primals)
+            actual = actual_fn(cts)
         if op.name in VALUE_FREE_OPS:
             _check_random(actual_out, expected_out)
-            _check_random(actual_fn(cts), expected)
+            _check_random(actual, expected)
         else:
             torchjax.testing.assert_close_tree(actual_out, expected_out, **tol)
-            torchjax.testing.assert_close_tree(actual_fn(cts), expected, **tol)
+            torchjax.testing.assert_close_tree(actual, expected, **tol)
         checked += 1
     return checked
 
@@ -147,7 +157,7 @@ def check_vmap(op, dtype) -> int:
 
     tol = TOLERANCES.get(dtype, {})
     checked = 0
-    for sample in samples(op, dtype):
+    for sample, mode in samples(op, dtype):
         if not isinstance(sample.input, torch.Tensor):
             continue
         x = sample.input.detach()
@@ -160,7 +170,8 @@ def check_vmap(op, dtype) -> int:
             expected = tf.vmap(f)(batched)
         except Exception:  # torch.func itself cannot vmap this sample: nothing to compare
             continue
-        actual = jf.vmap(f)(batched)
+        with mode:
+            actual = jf.vmap(f)(batched)
         if op.name in VALUE_FREE_OPS:
             _check_random(actual, expected)
         else:

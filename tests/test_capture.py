@@ -144,3 +144,19 @@ def test_module_to_jax_params_buffers_apply():
     np.testing.assert_allclose(out, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
     grads = jax.grad(lambda p: apply(p, buffers, torchjax.to_jax_array(x))[0].sum())(params)
     assert grads["0.weight"].shape == (4, 3)
+
+
+def test_unsupported_op_error_names_module_path():
+    torch.library.define("tjtest::odd", "(Tensor x) -> Tensor")
+
+    @torch.library.impl("tjtest::odd", "CompositeExplicitAutograd")
+    def _(x):
+        return x
+
+    class Inner(torch.nn.Module):
+        def forward(self, x):
+            return torch.ops.tjtest.odd(x)
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sequential(Inner()))
+    with pytest.raises(torchjax.UnsupportedOpError, match=r"called in module: 1\.0 \(Inner\)"):
+        torchjax.jit(model)(torch.ones(2))

@@ -9,6 +9,7 @@ or captured tensors are returned as updates and applied by the caller.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,7 +128,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     targs, tkwargs = pytree.tree_unflatten(wrapped, spec)
     push_context(ctx)
     try:
-        with CaptureMode(), torch.no_grad():
+        with CaptureMode(), torch.no_grad(), _module_path_tracking(fn):
             out = fn(*targs, **tkwargs)
             out = pytree.tree_map(_output_value, out)
     finally:
@@ -135,6 +136,53 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     arg_updates = {i: w.value for i, w in enumerate(wrapped) if isinstance(w, JaxTensor) and w.mutated}
     lifted_updates = [(t, jt.value, slot) for t, jt, slot in ctx.mutated_lifted()]
     return TraceResult(out, arg_updates, lifted_updates)
+
+
+_module_stack: list[str] = []
+_module_names: dict[int, str] = {}
+
+
+@contextlib.contextmanager
+def _module_path_tracking(fn):
+    """Keep the path of the nn.Module being run, for error messages (see ``module_path``).
+
+    The hooks are torch's global forward hooks, registered for the length of the
+    capture only and removed after it, so nothing outside a capture sees them.
+    """
+    if _module_stack:  # a nested capture: the outer one already tracks
+        yield
+        return
+    root = fn if isinstance(fn, torch.nn.Module) else getattr(fn, "__self__", None)
+    if isinstance(root, torch.nn.Module):
+        _module_names.update(
+            {id(m): f"{n} ({type(m).__name__})" if n else type(m).__name__ for n, m in root.named_modules()}
+        )
+
+    def pre(module, args):
+        _module_stack.append(_module_names.get(id(module), type(module).__name__))
+
+    def post(module, args, out):
+        if _module_stack:
+            _module_stack.pop()
+
+    handles = [
+        torch.nn.modules.module.register_module_forward_pre_hook(pre),
+        torch.nn.modules.module.register_module_forward_hook(post),
+    ]
+    _module_stack.append("")
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        _module_stack.clear()
+        _module_names.clear()
+
+
+def module_path() -> str | None:
+    """Where in the model the capture is now: ``'transformer.h.0.attn (GPT2Attention)'``."""
+    names = [n for n in _module_stack if n]
+    return names[-1] if names else None
 
 
 def _output_value(x):

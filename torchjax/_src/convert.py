@@ -135,6 +135,10 @@ def to_jax(fn_or_module: Callable | torch.nn.Module) -> Any:
     (output, new_buffers)``, where ``new_buffers`` holds running statistics updated in
     training mode. Both compose with ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
 
+    The module's Python state (``module.training``, attributes that are not tensors)
+    is read when JAX traces ``apply``; ``jax.jit`` caches that trace. After
+    ``module.train()``/``module.eval()``, call ``to_jax(module)`` again.
+
     Example:
         >>> import jax, jax.numpy as jnp, torch, torchjax
         >>> lin = torch.nn.Linear(3, 2)

@@ -61,9 +61,11 @@ def _ready_to_jax(ready: torch.Tensor, dtype: torch.dtype) -> jax.Array:
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         if ready.numel() == 0 or ready.dtype not in _DLPACK_DTYPES:
             return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(dtype))
-        if ready.dim() == 0 and ready.device.type == "cpu":
-            # 0-d buffers are tiny; a copy is cheaper than a DLPack capsule
-            return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(dtype))
+        if ready.device.type == "cpu":
+            # device_put of a NumPy view is zero-copy on XLA's CPU client, like DLPack, but
+            # gives an uncommitted array, as jit outputs and optax states are: mixing
+            # committed and uncommitted arrays would make jax.jit compile a second time.
+            return jax.device_put(_to_numpy(ready))
         return jax.dlpack.from_dlpack(ready)
 
 

@@ -71,6 +71,10 @@ class JaxTensor(torch.Tensor):
             self._cached_version = st.version
         return self._cached
 
+    def jax(self) -> jax.Array:
+        """The JAX value; also how transformers recognises a tensor traced by JAX."""
+        return self.value
+
     @property
     def mutated(self) -> bool:
         return self._storage.version > 0
@@ -184,7 +188,7 @@ def _user_frame() -> str:
     """The innermost stack frame that belongs to the user rather than torch/torchjax/jax."""
     import traceback
 
-    skip = ("/torch/", "/torchjax/", "/jax/", "/jaxlib/", "/site-packages/", "<frozen")
+    skip = ("/torch/", "/torchjax/", "/jax/", "/jaxlib/", "<frozen", "/contextlib.py", "/functools.py")
     for frame in reversed(traceback.extract_stack()):
         if not any(s in frame.filename for s in skip):
             return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
@@ -237,9 +241,10 @@ def _functional_of(func):
                 return cand
         # e.g. bernoulli_.float computes bernoulli.p: match on argument names and types
         wanted = [(a.name, str(a.type)) for a in schema.arguments]
+        inplace_view = torch.Tag.inplace_view in func.tags
         for ov in packet.overloads():
             cand = getattr(packet, ov)
-            if cand._schema.is_mutable or _is_view(cand):
+            if cand._schema.is_mutable or (_is_view(cand) and not inplace_view):
                 continue
             if [(a.name, str(a.type)) for a in cand._schema.arguments] == wanted:
                 return cand
@@ -265,9 +270,13 @@ def _decompose(func, args, kwargs):
 
 
 def unsupported(func) -> UnsupportedOpError:
+    from .capture import module_path
+
+    where = module_path()
+    where = f"  called in module: {where}\n" if where else ""
     return UnsupportedOpError(
         f"torchjax has no rule for {func._schema.name}.{func._overloadname or 'default'} "
-        f"and torch has no decomposition for it.\n  schema: {func._schema}\n"
+        f"and torch has no decomposition for it.\n  schema: {func._schema}\n{where}"
         "Register a rule (it receives jax.Arrays for the tensor arguments):\n"
         f"    @torchjax.register_op(torch.ops.{func.namespace}.{func._overloadpacket.__name__}"
         f".{func._overloadname})\n"

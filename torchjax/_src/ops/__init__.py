@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     bessel,
     conv,
     creation,
+    fft,
     indexing,
     linalg,
     nn_misc,

@@ -122,7 +122,16 @@ register(*aten("_log_softmax"))(_softmax_rule(jax.nn.log_softmax))
 
 @register(*aten("embedding"))
 def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    return jnp.take(weight, indices, axis=0)
+    rows = jnp.take(weight, indices, axis=0)
+    # JAX differentiates the gather, not embedding_dense_backward: shape the gradient
+    # here as torch's backward does, leaving the forward value bit-identical.
+    if scale_grad_by_freq:
+        counts = jnp.zeros(weight.shape[0], rows.dtype).at[indices].add(1)
+        frozen = lax.stop_gradient(rows)
+        rows = frozen + (rows - frozen) / counts[indices][..., None]
+    if padding_idx is not None and padding_idx >= 0:
+        rows = jnp.where((indices == padding_idx)[..., None], lax.stop_gradient(rows), rows)
+    return rows
 
 
 @register(*aten("embedding_dense_backward"))
@@ -418,3 +427,35 @@ def binary_cross_entropy_with_logits(self, target, weight=None, pos_weight=None,
     if weight is not None:
         loss = loss * weight.astype(acc)
     return _reduce(loss, reduction).astype(result)
+
+
+# --------------------------------------------------------------------------- recurrent
+# On CPU, torch's C++ LSTM (a CompositeImplicit op, decomposed before torchjax sees it)
+# hands float32 inference to oneDNN, one layer and direction at a time; the other RNNs
+# decompose into matmuls and pointwise ops.
+
+_LSTM = 2  # ideep::rnn_kind::LSTM, the only mode torch sends to mkldnn_rnn_layer
+
+
+@register(*aten("mkldnn_rnn_layer"))
+def mkldnn_rnn_layer(
+    input, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mode, hidden_size, num_layers, has_biases,
+    bidirectional, batch_first, train,
+):  # fmt: skip
+    # torch's callers transpose to time-major first and the kernel ignores batch_first.
+    if mode != _LSTM or batch_sizes:
+        raise NotImplementedError(f"mkldnn_rnn_layer: mode={mode}, batch_sizes={batch_sizes} (only unpacked LSTM)")
+    gates_x = jnp.matmul(input, w_ih.T, precision=_HIGHEST)
+    if has_biases:
+        gates_x = gates_x + (b_ih + b_hh)
+
+    def step(carry, gx):
+        h, c = carry
+        gates = gx + jnp.matmul(h, w_hh.T, precision=_HIGHEST)
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    (hy, cy), output = lax.scan(step, (hx.astype(input.dtype), cx.astype(input.dtype)), gates_x, reverse=reverse)
+    return output, hy, cy, jnp.zeros((0,), jnp.uint8)

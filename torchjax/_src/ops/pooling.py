@@ -7,7 +7,9 @@ gradient flows to exactly the element torch picks.
 
 from __future__ import annotations
 
+import itertools
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -62,35 +64,83 @@ def _window_axes(n, lead):
     return list(range(lead)) + outs + ks
 
 
+def _window_slices(padded, k, s, d, outs):
+    """Each window offset's strided slice of ``padded``, in torch's (row-major) scan order."""
+    n = len(k)
+    lead = padded.ndim - n
+    for offset in itertools.product(*(range(kk) for kk in k)):
+        start = [o * dd for o, dd in zip(offset, d)]
+        limit = [st + (o - 1) * ss + 1 for st, o, ss in zip(start, outs, s)]
+        yield lax.slice(padded, (0,) * lead + tuple(start), padded.shape[:lead] + tuple(limit), (1,) * lead + s)
+
+
+def _pad_windows(x, fill, k, s, p, d, outs):
+    """Pad the spatial dims with ``fill``: ``p`` on the left, on the right what ceil_mode's windows need."""
+    n = len(k)
+    spatial = x.shape[-n:]
+    right = [
+        max(0, (o - 1) * ss + dd * (kk - 1) + 1 - size - pp)
+        for o, ss, dd, kk, size, pp in zip(outs, s, d, k, spatial, p)
+    ]
+    pads = [(0, 0, 0)] * (x.ndim - n) + [(pp, r, 0) for pp, r in zip(p, right)]
+    return lax.pad(x, jnp.array(fill, x.dtype), pads)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _max_values(x, best_offset, geometry, fill):
+    # reduce_window, not a select chain: XLA fuses a select chain into consumers that
+    # broadcast it (a per-sample linear-layer gradient) and recomputes it per element.
+    k, s, p, d, outs = geometry
+    lead = x.ndim - len(k)
+    padded = _pad_windows(x, fill, *geometry)
+    return lax.reduce_window(
+        padded, jnp.array(fill, x.dtype), lax.max, (1,) * lead + k, (1,) * lead + s, window_dilation=(1,) * lead + d
+    )
+
+
+@_max_values.defjvp
+def _max_values_jvp(geometry, fill, primals, tangents):
+    # the tangent of the element torch picks: a select per window offset, whose transpose is cheap
+    x, best_offset = primals
+    out = _max_values(x, best_offset, geometry, fill)
+    tangent = None
+    for t, window in enumerate(_window_slices(_pad_windows(tangents[0], 0, *geometry), *geometry[:2], *geometry[3:])):
+        tangent = window if tangent is None else jnp.where(best_offset == t, window, tangent)
+    return out, tangent
+
+
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, n):
+    # The first maximum of each window found by a running compare over the window's
+    # strided slices (elementwise, one fused pass); a gathered window and its
+    # scatter-add gradient cost several times more on CPU.
     k = _tuple(kernel_size, n)
     s = _tuple(stride, n, default=k)
     p = _tuple(padding, n)
     d = _tuple(dilation, n)
     spatial = x.shape[-n:]
-    positions = [_window_index(*args, ceil_mode) for args in zip(spatial, k, s, p, d)]
-    lowest = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-    windows = _gather_windows(lax.stop_gradient(x), positions, lowest)
     lead = x.ndim - n
-    windows = windows.transpose(_window_axes(n, lead))
-    out_shape = windows.shape[: lead + n]
-    flat = windows.reshape(*out_shape, -1)
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        # torch scans in order with `val > max || isnan(val)`: first max wins, NaN wins.
-        nan = jnp.isnan(flat)
-        best = jnp.where(jnp.any(nan, -1), jnp.argmax(nan, -1), jnp.argmax(flat, -1))
-    else:
-        best = jnp.argmax(flat, -1)
-    # best indexes the window; map it back to the flattened input plane
-    unravel = jnp.unravel_index(best, k)
-    flat_index = jnp.zeros(best.shape, jnp.int64)
+    outs = tuple(_pool_out_size(*args, ceil_mode) for args in zip(spatial, k, s, p, d))
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    lowest = -np.inf if floating else np.iinfo(x.dtype).min
+    padded = _pad_windows(lax.stop_gradient(x), lowest, k, s, p, d, outs)
+    best = best_offset = None
+    for t, value in enumerate(_window_slices(padded, k, s, d, outs)):
+        if best is None:
+            best, best_offset = value, jnp.zeros(value.shape, jnp.int32)
+            continue
+        # torch keeps the first maximum, and the first NaN over any number
+        take = value > best
+        if floating:
+            take = take | (jnp.isnan(value) & ~jnp.isnan(best))
+        best = jnp.where(take, value, best)
+        best_offset = jnp.where(take, jnp.int32(t), best_offset)
+    # the window offset -> an index into the flattened input plane
+    flat_index = jnp.zeros(best_offset.shape, jnp.int64)
     for i in range(n):
-        out_i = jnp.arange(out_shape[lead + i]).reshape([-1 if j == lead + i else 1 for j in range(len(out_shape))])
-        coord = out_i * s[i] - p[i] + unravel[i] * d[i]
-        flat_index = flat_index * spatial[i] + coord
-    plane = x.reshape(*x.shape[:lead], -1)
-    values = jnp.take_along_axis(plane, flat_index.reshape(*x.shape[:lead], -1), axis=-1)
-    return values.reshape(out_shape), flat_index
+        within = (best_offset // math.prod(k[i + 1 :])) % k[i]
+        out_i = jnp.arange(outs[i]).reshape([-1 if j == lead + i else 1 for j in range(best.ndim)])
+        flat_index = flat_index * spatial[i] + out_i * s[i] - p[i] + within * d[i]
+    return _max_values(x, best_offset, (k, s, p, d, outs), lowest), flat_index
 
 
 def _max_pool_rule(n):
