@@ -1,7 +1,7 @@
 PY ?= python
 # One thread per process for torch and XLA: tests run two xdist workers on two cores.
 export OMP_NUM_THREADS ?= 1
-export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
+export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test test-ops-full lint typecheck bench bench-quick

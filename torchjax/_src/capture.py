@@ -131,6 +131,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
         with CaptureMode(), torch.no_grad(), _module_path_tracking(fn):
             out = fn(*targs, **tkwargs)
             out = pytree.tree_map(_output_value, out)
+            _check_outputs(fn, out)
     finally:
         pop_context()
     arg_updates = {i: w.value for i, w in enumerate(wrapped) if isinstance(w, JaxTensor) and w.mutated}
@@ -183,6 +184,23 @@ def module_path() -> str | None:
     """Where in the model the capture is now: ``'transformer.h.0.attn (GPT2Attention)'``."""
     names = [n for n in _module_stack if n]
     return names[-1] if names else None
+
+
+_PLAIN_OUTPUTS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size,
+                  torch.layout, torch.memory_format)  # fmt: skip
+
+
+def _check_outputs(fn, out) -> None:
+    """Outputs are arrays, plain values, or containers torch's pytree can look into."""
+    for x in pytree.tree_leaves(out):
+        if not (is_array(x) or isinstance(x, _PLAIN_OUTPUTS)):
+            name = getattr(fn, "__qualname__", type(fn).__name__)
+            raise TypeError(
+                f"torchjax: {name} returned an object of type {type(x).__name__}, which is not a "
+                "tensor, a Python scalar or a container torch's pytree knows, so torchjax cannot tell "
+                "whether it holds tensors. Return tensors (for transformers models: use_cache=False), "
+                "or register the type with torch.utils._pytree.register_pytree_node."
+            )
 
 
 def _output_value(x):

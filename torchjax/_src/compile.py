@@ -60,8 +60,6 @@ def disable_jit():
 
 
 _NO_SEED = np.zeros(2, np.uint32)
-_PLAIN_OUTPUTS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size,
-                  torch.layout, torch.memory_format)  # fmt: skip
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _FLAT_SPECS: dict[int, Any] = {}
 
@@ -209,15 +207,6 @@ class Compiled:
             meta["out_static"] = {
                 i: x for i, x in enumerate(out_leaves) if not isinstance(x, (jax.Array, jax.core.Tracer))
             }
-            for x in meta["out_static"].values():
-                if not isinstance(x, _PLAIN_OUTPUTS):
-                    raise TypeError(
-                        f"{self.name}: the function returned an object of type {type(x).__name__}, which "
-                        "is not a tensor, a Python scalar or a container torch's pytree knows, so "
-                        "torchjax cannot tell whether it holds tensors. Return tensors (for "
-                        "transformers models: use_cache=False), or register the type with "
-                        "torch.utils._pytree.register_pytree_node."
-                    )
             meta["discovered"] = ctx.discovered
             meta["used_random"] = ctx.used_random
             arg_slots = sorted(res.arg_updates)

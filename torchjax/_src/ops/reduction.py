@@ -130,6 +130,13 @@ def var(x, dim=None, *, correction=None, keepdim=False):
     return _var_mean(x, _axes(x, dim), _correction(correction), keepdim)[0]
 
 
+@register(*aten("var", "dim"))
+def var_dim(x, dim=None, unbiased=True, keepdim=False):
+    # CompositeImplicit (rewritten to .correction before dispatch) but in the core ATen set;
+    # a direct rule serves graphs exported in core ATen that call it by name
+    return var(x, dim, correction=1 if unbiased else 0, keepdim=keepdim)
+
+
 @register(*aten("std", "correction"))
 def std(x, dim=None, *, correction=None, keepdim=False):
     return jnp.sqrt(var(x, dim, correction=correction, keepdim=keepdim))
