@@ -199,15 +199,19 @@ def test_gpt2_jax_grad_through_to_jax_sees_tied_weight():
     assert_tree_close(torchjax.to_torch(grads), expected, GRAD_TOL[torch.float64], "jax.grad(apply)")
 
 
-@pytest.mark.xfail(reason="transformers caches (DynamicCache) are not JAX pytrees yet", strict=True)
 def test_gpt2_cache_output_is_a_pytree():
     model = gpt2()
     ids, _, _ = gpt2_inputs()
     expected = model(ids, use_cache=True)
     out, _ = jax_forward(model, (ids,), dict(use_cache=True), torch.float32)
     layer = out.past_key_values.layers[0]
-    assert type(out.past_key_values) is type(expected.past_key_values)
+    assert isinstance(out.past_key_values, type(expected.past_key_values))
     assert rel_err(layer.keys, expected.past_key_values.layers[0].keys) <= FORWARD_TOL[torch.float32]
+    # torch in, torch out: the cache's layers hold torch tensors again
+    cached = torchjax.jit(lambda i: model(i, use_cache=True))(ids).past_key_values
+    for got, want in zip(cached.layers, expected.past_key_values.layers):
+        assert isinstance(got.values, torch.Tensor)
+        assert rel_err(got.values, want.values) <= FORWARD_TOL[torch.float32]
 
 
 # ---------------------------------------------------------------------------- BERT

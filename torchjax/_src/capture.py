@@ -22,6 +22,7 @@ from torch.utils import _pytree as pytree
 
 from .crossing import crossing_cache
 from .errors import TracingError
+from .hf import convert_caches
 from .tensor import CaptureMode, JaxTensor, pop_context, push_context
 
 
@@ -129,7 +130,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     push_context(ctx)
     try:
         with CaptureMode(), torch.no_grad(), _module_path_tracking(fn):
-            out = fn(*targs, **tkwargs)
+            out = convert_caches(fn(*targs, **tkwargs))
             out = pytree.tree_map(_output_value, out)
             _check_outputs(fn, out)
     finally:
