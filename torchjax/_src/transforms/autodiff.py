@@ -14,7 +14,7 @@ from torch.utils import _pytree as pytree
 from .. import dtypes
 from ..capture import Context, TraceResult, is_array
 from ..errors import TracingError
-from .base import Child, Packed, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
+from .base import _LRU, Child, Packed, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _RANDOM_ERROR = (
@@ -31,6 +31,15 @@ def _check_float_inputs(call: str, diff_args) -> None:
                 f"input of dtype {leaf.dtype}. Differentiate with respect to floating point inputs "
                 "(x.float()) or move integer inputs out of argnums."
             )
+
+
+def _split_aux(out, has_aux: bool, call: str):
+    """``(output, aux)`` of a has_aux function, checked as torch.func checks it."""
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(f"{call}: output of function f should be a tuple: (output, aux) if has_aux is True")
+    return out
 
 
 def _replace(args: tuple, argnums: tuple[int, ...], values) -> tuple:
@@ -107,14 +116,7 @@ class GradAndValue(_Differentiating):
         def g(*diff):
             trees = [p.unpack(d) for p, d in zip(packs, diff)]
             out, side = child.run(_replace(args, argnums, trees), kwargs)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(
-                        "grad_and_value(f)(*args): output of function f should be a tuple: "
-                        "(output, aux) if has_aux is True"
-                    )
-                out, aux = out
+            out, aux = _split_aux(out, has_aux, "grad_and_value(f)(*args)")
             if not is_array(out):
                 raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}")
             if out.ndim != 0:
@@ -183,7 +185,7 @@ class _ResidualFn:
     the enclosing trace.
     """
 
-    _jitted: dict = {}
+    _jitted = _LRU(256)  # the jitted pullbacks, one per traced function
 
     def __init__(self, api: str, treedef, residuals: list, out_pack, primal_packs, out_avals, top_level: bool):
         self.api = api
@@ -227,12 +229,10 @@ class _ResidualFn:
             return wrap_tree(tuple(p.unpack(gr) for p, gr in zip(self.primal_packs, grads)))
         from ..crossing import to_jax_array, to_torch
 
-        key = self.treedef
-        jitted = _ResidualFn._jitted.get(key)
-        if jitted is None:
-            treedef = self.treedef
-            jitted = jax.jit(lambda res, ct: jax.tree_util.tree_unflatten(treedef, res)(ct))
-            _ResidualFn._jitted[key] = jitted
+        treedef = self.treedef
+        jitted = _ResidualFn._jitted.get_or_create(
+            treedef, lambda: jax.jit(lambda res, ct: jax.tree_util.tree_unflatten(treedef, res)(ct))
+        )
         with jax.enable_x64(True):
             grads = jitted(to_jax_array(self.residuals), to_jax_array(cts))
         return to_torch(tuple(p.unpack(list(gr)) for p, gr in zip(self.primal_packs, grads)))
@@ -271,13 +271,7 @@ class Vjp(_Differentiating):
 
         def g(*primals):
             out, side = child.run(tuple(p.unpack(x) for p, x in zip(packs, primals)), kwargs)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(
-                        "vjp(f, *primals): output of function f should be a tuple: (output, aux) if has_aux is True"
-                    )
-                out, aux = out
+            out, aux = _split_aux(out, has_aux, "vjp(f, *primals)")
             rec["out"], rec["aux"] = Packed(out), Packed(aux)
             return Packed.arrays(out), (Packed.arrays(aux), side)
 
@@ -363,14 +357,7 @@ class Jvp(_Differentiating):
 
         def g(*p):
             out, side = child.run(tuple(pk.unpack(x) for pk, x in zip(packs, p)), kwargs)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(
-                        "jvp(f, primals, tangents): output of function f should be a tuple: "
-                        "(output, aux) if has_aux is True"
-                    )
-                out, aux = out
+            out, aux = _split_aux(out, has_aux, "jvp(f, primals, tangents)")
             rec["out"], rec["aux"] = Packed(out), Packed(aux)
             return Packed.arrays(out), (Packed.arrays(aux), side)
 
@@ -477,14 +464,7 @@ class _Jacobian(_Differentiating):
         def g(*diff):
             trees = [p.unpack(d) for p, d in zip(packs, diff)]
             out, side = child.run(_replace(args, argnums, trees), kwargs)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(
-                        f"{api}(f, ...)(*args): output of function f should be a tuple: (output, aux) "
-                        "if has_aux is True"
-                    )
-                out, aux = out
+            out, aux = _split_aux(out, has_aux, f"{api}(f, ...)(*args)")
             leaves = pytree.tree_leaves(out)
             if not leaves or not all(is_array(x) for x in leaves):
                 raise RuntimeError(f"{api}(f, ...)(*args): Expected f(*args) to return only tensors, got {out!r}")
