@@ -28,5 +28,7 @@ def pytest_runtest_logreport(report):
         lines = [ln for ln in text.splitlines() if ln.startswith("E   ")]
         reason = lines[0][4:].strip() if lines else text.strip().splitlines()[-1] if text.strip() else ""
     status = "xfail" if hasattr(report, "wasxfail") else report.outcome
+    if status == "failed" and "XPASS(strict)" in str(report.longrepr):
+        status = "passed"  # listed as a known failure but passing: the table needs the entry removed
     with open(_RECORD, "a") as fh:
         fh.write(json.dumps({"id": report.nodeid.split("[", 1)[1][:-1], "status": status, "reason": reason}) + "\n")

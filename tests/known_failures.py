@@ -10,16 +10,6 @@ import torch
 
 KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     (
-        "_batch_norm_with_update",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function '_batch_norm_with_update' is not differentiable with respect to argument 'running_mean'. This input cannot have requires_gr…",
-    (
-        "_native_batch_norm_legit",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function '_native_batch_norm_legit' is not differentiable with respect to argument 'running_mean'. This input cannot have requires_g…",
-    (
         "_segment_reduce.lengths",
         "forward",
         torch.bfloat16,
@@ -165,66 +155,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float32,
     ): "torchjax._src.errors.TracingError: torchjax: torch.equal returns a Python bool, which JAX cannot know while it traces; write (a == b).all() to keep th…",
-    (
-        "fft.ihfft2",
-        "forward",
-        torch.bool,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfft2",
-        "forward",
-        torch.float32,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfft2",
-        "forward",
-        torch.float64,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfft2",
-        "forward",
-        torch.int64,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfft2",
-        "grad",
-        torch.float32,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfft2",
-        "vmap",
-        torch.float32,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfftn",
-        "forward",
-        torch.bool,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfftn",
-        "forward",
-        torch.float32,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfftn",
-        "forward",
-        torch.float64,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfftn",
-        "forward",
-        torch.int64,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfftn",
-        "grad",
-        torch.float32,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
-    (
-        "fft.ihfftn",
-        "vmap",
-        torch.float32,
-    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_conj_physical.default and torch has no decomposition for it.",
     (
         "geqrf",
         "forward",
@@ -724,11 +654,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     ("matrix_exp", "forward", torch.float32): "AssertionError: leaf 0: Tensor-likes are not close!",
     ("matrix_exp", "grad", torch.float32): "AssertionError: leaf 0: Tensor-likes are not close!",
     ("matrix_exp", "vmap", torch.float32): "AssertionError: leaf 0: Tensor-likes are not close!",
-    (
-        "native_batch_norm",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function 'native_batch_norm' is not differentiable with respect to argument 'running_mean'. This input cannot have requires_grad Tru…",
     ("native_layer_norm", "grad", torch.float32): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
         "nextafter",
@@ -740,11 +665,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.bfloat16,
     ): "AssertionError: leaf 0: Tensor-likes are not close!",
-    (
-        "nn.functional.batch_norm",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function 'native_batch_norm' is not differentiable with respect to argument 'running_mean'. This input cannot have requires_grad Tru…",
     (
         "nn.functional.ctc_loss",
         "forward",
@@ -818,11 +738,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     ): "torchjax._src.errors.TracingError: torchjax: the traced code needs a tensor's value as a Python number (aten._local_scalar_dense.default), which JAX c…",
     ("nn.functional.grid_sample", "forward", torch.bfloat16): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
-        "nn.functional.instance_norm",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function 'native_batch_norm' is not differentiable with respect to argument 'running_mean'. This input cannot have requires_grad Tru…",
-    (
         "nn.functional.linear_cross_entropy.chunked",
         "forward",
         torch.bfloat16,
@@ -837,11 +752,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float64,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for torch_nn::_linear_cross_entropy_batch_chunked.default and torch has no decomposition…",
-    (
-        "nn.functional.linear_cross_entropy.chunked",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: In order to use an autograd.Function with functorch transforms (vmap, grad, jvp, jacrev, ...), it must override the setup_context static…",
     (
         "nn.functional.linear_cross_entropy.chunked",
         "vmap",
@@ -862,11 +772,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float64,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for torch_nn::_linear_cross_entropy_batch_chunked_no_reduction.default and torch has no …",
-    (
-        "nn.functional.linear_cross_entropy.chunked_none",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: In order to use an autograd.Function with functorch transforms (vmap, grad, jvp, jacrev, ...), it must override the setup_context static…",
     (
         "nn.functional.linear_cross_entropy.chunked_none",
         "vmap",
@@ -891,11 +796,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         torch.float32,
     ): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
-        "nn.functional.nll_loss",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function 'nll_loss_forward' is not differentiable with respect to argument 'weight'. This input cannot have requires_grad True.",
-    (
         "nn.functional.rrelu",
         "forward",
         torch.bfloat16,
@@ -915,11 +815,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "grad",
         torch.float32,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::rrelu_with_noise.default and torch has no decomposition for it.",
-    (
-        "nn.functional.soft_margin_loss",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: The function 'soft_margin_loss' is not differentiable with respect to argument 'target'. This input cannot have requires_grad True.",
     (
         "nonzero",
         "forward",
@@ -1048,7 +943,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "vmap",
         torch.float32,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::resize.default and torch has no decomposition for it.",
-    ("scatter", "grad", torch.float32): "RuntimeError: derivative for aten::scatter is not implemented",
     ("sort", "forward", torch.bfloat16): "AssertionError: leaf 1: Tensor-likes are not close!",
     ("sort", "forward", torch.bool): "AssertionError: leaf 1: Tensor-likes are not equal!",
     (
@@ -1066,7 +960,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float64,
     ): "TypeError: can't convert SparseCsr layout tensor to numpy. Use Tensor.to_dense() first.",
-    ("sparse.mm.reduce", "grad", torch.float32): "RuntimeError: Sparse CSR tensors do not have strides",
     (
         "sparse.mm.reduce",
         "vmap",
@@ -1082,7 +975,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float64,
     ): "TypeError: can't convert SparseCsr layout tensor to numpy. Use Tensor.to_dense() first.",
-    ("sparse.sampled_addmm", "grad", torch.float32): "RuntimeError: Sparse CSR tensors do not have strides",
     (
         "sparse.sampled_addmm",
         "vmap",
@@ -1257,11 +1149,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         torch.int64,
     ): "RuntimeError: The tensor has a non-zero number of elements, but its data is not allocated yet.",
     (
-        "tensor_split",
-        "grad",
-        torch.float32,
-    ): "RuntimeError: Cannot access data pointer of Tensor that doesn't have storage",
-    (
         "to_sparse",
         "forward",
         torch.bfloat16,
@@ -1286,11 +1173,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.int64,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_to_sparse.default and torch has no decomposition for it.",
-    (
-        "to_sparse",
-        "grad",
-        torch.float32,
-    ): "NotImplementedError: Could not run 'aten::fill_.Scalar' with arguments from the 'SparseCPU' backend. This could be because the operator doesn't exist …",
     ("topk", "forward", torch.bfloat16): "AssertionError: leaf 1: Tensor-likes are not close!",
     ("topk", "forward", torch.int64): "AssertionError: leaf 1: Tensor-likes are not equal!",
     (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import pytest
 import torch
 from torch.testing._internal.common_methods_invocations import op_db
 from torch.utils import _pytree as pytree
@@ -121,17 +122,22 @@ def check_grad(op, dtype) -> int:
 
     tol = TOLERANCES.get(dtype, {})
     checked = 0
+    reference_errors: list[str] = []
     for sample, mode in samples(op, dtype):
         leaves, spec, idx = _float_leaves(sample)
         if not idx:
             continue
         f = _diff_function(op, leaves, spec, idx)
         primals = [leaves[i].detach() for i in idx]
-        expected_out, expected_fn = tf.vjp(f, *primals)
-        if not expected_out:
+        try:
+            expected_out, expected_fn = tf.vjp(f, *primals)
+            if not expected_out:
+                continue
+            cts = tuple(torch.ones_like(o) for o in expected_out)
+            expected = expected_fn(cts)
+        except Exception as e:  # torch.func itself cannot differentiate this sample
+            reference_errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
             continue
-        cts = tuple(torch.ones_like(o) for o in expected_out)
-        expected = expected_fn(cts)
         with mode:
             actual_out, actual_fn = jf.vjp(f, *primals)
             actual = actual_fn(cts)
@@ -142,6 +148,10 @@ def check_grad(op, dtype) -> int:
             torchjax.testing.assert_close_tree(actual_out, expected_out, **tol)
             torchjax.testing.assert_close_tree(actual, expected, **tol)
         checked += 1
+    if not checked and reference_errors:
+        # Not a torchjax gap: the reference has nothing to compare with (e.g. torch has no
+        # derivative for this op, or not for these inputs).
+        pytest.skip(f"torch.func cannot differentiate any sample: {reference_errors[0]}")
     return checked
 
 

@@ -91,7 +91,14 @@ register_pointwise(aten("isneginf"), jnp.isneginf, Kind.ALWAYS_BOOL)
 register_pointwise(aten("round", "decimals"), lambda x, *, decimals=0: jnp.round(x, decimals), n_tensors=1)
 
 
-@register(*aten("conj_physical"), *aten("_conj"), *aten("conj"), *aten("resolve_conj"), *aten("resolve_neg"))
+@register(
+    *aten("conj_physical"),
+    *aten("_conj_physical"),
+    *aten("_conj"),
+    *aten("conj"),
+    *aten("resolve_conj"),
+    *aten("resolve_neg"),
+)
 def conj(x):
     return jnp.conj(x) if jnp.iscomplexobj(x) else x
 
