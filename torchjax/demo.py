@@ -106,7 +106,9 @@ def per_sample_gradients() -> None:
 
 def main() -> None:
     print(f"torch {torch.__version__}, jax {jax.__version__}, devices {jax.devices()}")
-    convert_and_compare()
+    # BatchNorm's num_batches_tracked is int64: keep torch's dtypes in our own JAX code too
+    with jax.enable_x64(True):
+        convert_and_compare()
     per_sample_gradients()
 
 
