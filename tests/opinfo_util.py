@@ -75,6 +75,14 @@ def _check_random(actual, expected):
                 assert torch.isfinite(a).all() or not torch.isfinite(e).all()
 
 
+def _compare(op, actual, expected, tol) -> None:
+    """Values for deterministic ops; shape and dtype only for random or uninitialised ones."""
+    if op.name in VALUE_FREE_OPS:
+        _check_random(actual, expected)
+    else:
+        torchjax.testing.assert_close_tree(actual, expected, **tol)
+
+
 def check_forward(op, dtype) -> int:
     """Compare every capped sample of ``op`` in ``dtype``; returns how many were checked."""
     tol = TOLERANCES.get(dtype, {})
@@ -84,10 +92,7 @@ def check_forward(op, dtype) -> int:
         fn = torchjax.jit(lambda inp, *args, **kwargs: op(inp, *args, **kwargs))
         with mode:
             actual = fn(sample.input, *sample.args, **sample.kwargs)
-        if op.name in VALUE_FREE_OPS:
-            _check_random(actual, expected)
-        else:
-            torchjax.testing.assert_close_tree(actual, expected, **tol)
+        _compare(op, actual, expected, tol)
         checked += 1
     return checked
 
@@ -141,12 +146,8 @@ def check_grad(op, dtype) -> int:
         with mode:
             actual_out, actual_fn = jf.vjp(f, *primals)
             actual = actual_fn(cts)
-        if op.name in VALUE_FREE_OPS:
-            _check_random(actual_out, expected_out)
-            _check_random(actual, expected)
-        else:
-            torchjax.testing.assert_close_tree(actual_out, expected_out, **tol)
-            torchjax.testing.assert_close_tree(actual, expected, **tol)
+        _compare(op, actual_out, expected_out, tol)
+        _compare(op, actual, expected, tol)
         checked += 1
     if not checked and reference_errors:
         # Not a torchjax gap: the reference has nothing to compare with (e.g. torch has no
@@ -184,9 +185,6 @@ def check_vmap(op, dtype) -> int:
             continue
         with mode:
             actual = jf.vmap(f)(batched)
-        if op.name in VALUE_FREE_OPS:
-            _check_random(actual, expected)
-        else:
-            torchjax.testing.assert_close_tree(actual, expected, **tol)
+        _compare(op, actual, expected, tol)
         checked += 1
     return checked

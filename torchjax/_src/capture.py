@@ -23,7 +23,7 @@ from torch.utils import _pytree as pytree
 from .crossing import crossing_cache
 from .errors import TracingError
 from .hf import convert_caches
-from .tensor import CaptureMode, JaxTensor, pop_context, push_context
+from .tensor import CaptureMode, JaxTensor, array_of, pop_context, push_context
 
 
 def is_array(x) -> bool:
@@ -131,7 +131,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     try:
         with CaptureMode(), torch.no_grad(), _module_path_tracking(fn):
             out = convert_caches(fn(*targs, **tkwargs))
-            out = pytree.tree_map(_output_value, out)
+            out = pytree.tree_map(array_of, out)
             _check_outputs(fn, out)
     finally:
         pop_context()
@@ -202,16 +202,6 @@ def _check_outputs(fn, out) -> None:
                 "whether it holds tensors. Return tensors (for transformers models: use_cache=False), "
                 "or register the type with torch.utils._pytree.register_pytree_node."
             )
-
-
-def _output_value(x):
-    if isinstance(x, JaxTensor):
-        return x.value
-    if isinstance(x, torch.Tensor):
-        from .tensor import lift
-
-        return lift(x).value
-    return x
 
 
 class Capture:

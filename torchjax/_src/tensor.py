@@ -170,12 +170,16 @@ def lift(t: torch.Tensor) -> JaxTensor:
     return ctx.lift(t)
 
 
-def _unwrap(x):
+def array_of(x):
+    """A JaxTensor's value, a plain tensor's (lifted into the current capture); else ``x``."""
     if isinstance(x, JaxTensor):
         return x.value
     if isinstance(x, torch.Tensor):
         return lift(x).value
     return x
+
+
+_unwrap = array_of
 
 
 def _wrap(x):

@@ -42,6 +42,22 @@ def _split_aux(out, has_aux: bool, call: str):
     return out
 
 
+def _flat_body(child: Child, packs: list, kwargs: dict, has_aux: bool, call: str, rec: dict):
+    """The user's function over flat array lists, one per positional argument, for jax.vjp/jvp.
+
+    Returns ``(output arrays, (aux arrays, side effects))``; ``rec`` receives the packing of
+    the output and aux, to rebuild their torch structure afterwards.
+    """
+
+    def g(*flat):
+        out, side = child.run(tuple(p.unpack(x) for p, x in zip(packs, flat)), kwargs)
+        out, aux = _split_aux(out, has_aux, call)
+        rec["out"], rec["aux"] = Packed(out), Packed(aux)
+        return Packed.arrays(out), (Packed.arrays(aux), side)
+
+    return g
+
+
 def _replace(args: tuple, argnums: tuple[int, ...], values) -> tuple:
     a = list(args)
     for i, v in zip(argnums, values):
@@ -265,15 +281,9 @@ class Vjp(_Differentiating):
 
     def impl(self, ctx, plan, args, kwargs):
         child = Child(self.fn, ctx)
-        has_aux = self.has_aux
         packs = [Packed(a) for a in args]
         rec: dict = {}
-
-        def g(*primals):
-            out, side = child.run(tuple(p.unpack(x) for p, x in zip(packs, primals)), kwargs)
-            out, aux = _split_aux(out, has_aux, "vjp(f, *primals)")
-            rec["out"], rec["aux"] = Packed(out), Packed(aux)
-            return Packed.arrays(out), (Packed.arrays(aux), side)
+        g = _flat_body(child, packs, kwargs, self.has_aux, "vjp(f, *primals)", rec)
 
         out, pullback, (aux, side) = jax.vjp(g, *[Packed.arrays(a) for a in args], has_aux=True)
         updates = child.apply_side(side)
@@ -351,15 +361,9 @@ class Jvp(_Differentiating):
     def impl(self, ctx, plan, args, kwargs):
         primals, tangents = args
         child = Child(self.fn, ctx)
-        has_aux = self.has_aux
         packs = [Packed(p) for p in primals]
         rec: dict = {}
-
-        def g(*p):
-            out, side = child.run(tuple(pk.unpack(x) for pk, x in zip(packs, p)), kwargs)
-            out, aux = _split_aux(out, has_aux, "jvp(f, primals, tangents)")
-            rec["out"], rec["aux"] = Packed(out), Packed(aux)
-            return Packed.arrays(out), (Packed.arrays(aux), side)
+        g = _flat_body(child, packs, kwargs, self.has_aux, "jvp(f, primals, tangents)", rec)
 
         flat_p = [Packed.arrays(p) for p in primals]
         flat_t = [[t.astype(x.dtype) for t, x in zip(Packed.arrays(tt), fp)] for tt, fp in zip(tangents, flat_p)]

@@ -21,7 +21,7 @@ from torch.utils import _pytree as pytree
 
 from ..capture import Capture, Context, TraceResult, is_array, run_traced
 from ..compile import Compiled
-from ..tensor import JaxTensor, current_context, lift
+from ..tensor import JaxTensor, array_of, current_context, lift
 
 
 def fn_name(fn: Callable) -> str:
@@ -81,15 +81,7 @@ def clear_cache() -> None:
 
 def unwrap_tree(tree):
     """JaxTensors (and plain tensors met inside a capture) -> their arrays."""
-
-    def one(x):
-        if isinstance(x, JaxTensor):
-            return x.value
-        if isinstance(x, torch.Tensor):
-            return lift(x).value
-        return x
-
-    return pytree.tree_map(one, tree)
+    return pytree.tree_map(array_of, tree)
 
 
 def wrap_tree(tree):
