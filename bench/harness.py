@@ -94,6 +94,24 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - start) * 1e3, out
 
 
+# A sample is at least this long: calls shorter than it are timed in a batch of back-to-back
+# calls (each one still waited for) and the sample is the batch's mean. One 10 us call timed
+# alone measures the timer and whatever the previous contender left in the caches.
+MIN_SAMPLE_MS = 2.0
+
+
+def _batch_size(fn: Callable[[], Any]) -> int:
+    one = min(_timed(fn)[0] for _ in range(3))
+    return max(1, min(1000, int(MIN_SAMPLE_MS / max(one, 1e-4))))
+
+
+def _timed_batch(fn: Callable[[], Any], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        block(fn())
+    return (time.perf_counter() - start) * 1e3 / n
+
+
 def _error(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:]
     where = f" (at {last[0].filename.split('/')[-1]}:{last[0].lineno})" if last else ""
@@ -102,8 +120,9 @@ def _error(exc: BaseException) -> str:
 
 
 def measure(case: Case, *, warmup: int, min_repeats: int, max_repeats: int, budget_s: float) -> Result:
-    """First call, ``warmup`` calls, then rounds of interleaved calls until ``budget_s``
-    is spent (at least ``min_repeats`` rounds, at most ``max_repeats``)."""
+    """First call, ``warmup`` calls, then rounds of interleaved samples until ``budget_s``
+    is spent (at least ``min_repeats`` rounds, at most ``max_repeats``). A sample is one
+    call, or the mean of a batch of calls for calls under :data:`MIN_SAMPLE_MS`."""
     timings = {name: Timing() for name in case.contenders}
     outputs: dict[str, Any] = {}
     for name, fn in case.contenders.items():
@@ -116,13 +135,14 @@ def measure(case: Case, *, warmup: int, min_repeats: int, max_repeats: int, budg
     for name in live:
         for _ in range(warmup):
             case.contenders[name]()
+    batch = {name: _batch_size(case.contenders[name]) for name in live}
     gc.collect()  # garbage left by earlier cases is not this case's cost
     start = time.perf_counter()
     for rounds in range(max_repeats):
         if rounds >= min_repeats and time.perf_counter() - start > budget_s:
             break
         for name in live:
-            timings[name].times_ms.append(_timed(case.contenders[name])[0])
+            timings[name].times_ms.append(_timed_batch(case.contenders[name], batch[name]))
     note = case.note(outputs) if case.note and outputs else ""
     return Result(case, timings, note)
 

@@ -82,7 +82,9 @@ def markdown(results: list[Result], header: dict[str, str], settings: str) -> st
         "## How to read this",
         "",
         "- Times are medians over rounds in which the contenders ran interleaved "
-        "(torch.func, torchjax, jax, torch.func, …) after warm-up, with min-max in parentheses.",
+        "(torch.func, torchjax, jax, torch.func, …) after warm-up, with min-max in parentheses. "
+        "Calls shorter than 2 ms are timed in back-to-back batches (each call waited for) and a "
+        "round's sample is the batch mean; longer calls are timed one by one.",
         "- A ratio above 1 means the contender is faster than torch.func in the same run.",
         "- torchjax is called with torch tensors, as a user calls it: crossing is part of its time. "
         "The hand-written JAX contender is called with `jax.Array`s under `jax.jit`.",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ["W1", "W2", "W3a", "W3b", "W3c", "W4a", "W4b", "W5a", "W5b", "W6", "W7a", "W7b", "W7c"]
+WORKLOADS = ["W1", "W2", "W3a", "W3b", "W3c", "W4a", "W4b", "W5a", "W5b", "W6", "W7a", "W7b", "W7c", "W7d"]
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)", re.IGNORECASE)
 
 

@@ -135,6 +135,22 @@ def test_cache_hits_for_same_signature():
     assert f.compiled.cache_size() == 2
 
 
+def test_equal_python_scalars_of_different_types_compile_apart():
+    # 1 == True == 1.0 in Python, but torch infers a different dtype from each.
+    f = torchjax.jit(lambda x, s: torch.full(x.shape, s))
+    x = torch.zeros(2)
+    for s in (1, True, 1.0, 1, True):
+        assert f(x, s).dtype == torch.full((2,), s).dtype  # int64, bool, float32
+    assert f.compiled.cache_size() == 3
+
+
+def test_dict_arguments_keep_insertion_order():
+    f = torchjax.jit(lambda d: d["a"] - d["b"])
+    a, b = torch.ones(2), torch.zeros(2)
+    torch.testing.assert_close(f({"a": a, "b": b}), a - b)
+    torch.testing.assert_close(f({"b": b, "a": a}), a - b)
+
+
 def test_module_to_jax_params_buffers_apply():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     params, buffers, apply = torchjax.to_jax(model)

@@ -123,9 +123,13 @@ def test_optax_step_compiles_once():
     params, buffers, apply = torchjax.to_jax(model)
     optimizer = optax.sgd(1e-2)
     opt_state = optimizer.init(params)
+    traces = []
 
     @jax.jit
     def step(params, buffers, opt_state, x):
+        # Counted at trace time: JAX traces once per compiled signature. (The C++ fast-path
+        # cache size is an implementation detail that other jitted code can evict.)
+        traces.append(1)
         (loss, buffers), grads = jax.value_and_grad(
             lambda p: (lambda out: (jnp.square(out[0]).mean(), out[1]))(apply(p, buffers, x)), has_aux=True
         )(params)
@@ -135,4 +139,4 @@ def test_optax_step_compiles_once():
     with jax.enable_x64(True):
         for _ in range(3):
             params, buffers, opt_state, _ = step(params, buffers, opt_state, jnp.ones((4, 2)))
-    assert step._cache_size() == 1
+    assert len(traces) == 1

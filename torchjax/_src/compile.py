@@ -22,7 +22,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from .capture import Capture, Context, TraceResult, seed_from_torch, write_back
-from .crossing import crossing_cache, tensor_to_jax
+from .crossing import ARRAY_TYPE, array_to_torch, crossing_cache, tensor_to_jax
 
 Body = Callable[[Context, tuple, dict], TraceResult]
 
@@ -61,23 +61,43 @@ def disable_jit():
 
 _NO_SEED = np.zeros(2, np.uint32)
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
-_FLAT_SPECS: dict[int, Any] = {}
+_STATIC_TYPES = {int, float, bool, complex, str, type(None), torch.dtype}
 
 
-def _flatten_call(args: tuple, kwargs: dict):
-    """``tree_flatten((args, kwargs))``, with a fast path for the common all-tensor call."""
-    if not kwargs and all(type(a) in _PLAIN for a in args):
-        spec = _FLAT_SPECS.get(len(args))
-        if spec is None:
-            spec = _FLAT_SPECS[len(args)] = pytree.tree_flatten((tuple(range(len(args))), {}))[1]
-        return list(args), spec
-    return pytree.tree_flatten((args, kwargs))
+class _Slow(Exception):
+    """A container the fast flattener does not know: use torch's pytree."""
+
+
+def _structure(x, leaves: list, dyn: list):
+    """A hashable description of ``x``'s tree (its static leaves' values included),
+    appending its leaves to ``leaves`` and the positions of its arrays to ``dyn``.
+
+    Covers what calls are made of (tensors, tuples, lists, dicts, Python scalars) in a
+    fraction of torch pytree's time; anything else raises :class:`_Slow`. The order of
+    leaves is torch pytree's: dicts in insertion order.
+    """
+    t = type(x)
+    if t in _PLAIN or t is ARRAY_TYPE or t is np.ndarray:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        return (x.shape, x.dtype)
+    if t is tuple or t is list:
+        return (t, *[_structure(e, leaves, dyn) for e in x])
+    if t is dict:
+        return (dict, tuple(x), *[_structure(e, leaves, dyn) for e in x.values()])
+    if t in _STATIC_TYPES:
+        leaves.append(x)
+        return (t, x)  # the type too: f(x, 1) and f(x, True) must not share a program
+    raise _Slow
+
+
+_SPECS: dict[Any, Any] = {}  # structure -> torch TreeSpec
 
 
 def _static_key(x):
     if type(x) is slice:  # unhashable before Python 3.12
         return ("slice", x.start, x.stop, x.step)
-    return x
+    return (type(x), x)
 
 
 def _is_dynamic(x) -> bool:
@@ -112,6 +132,22 @@ def _to_jax_leaf(x):
     return x
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A call flattened once: its leaves, where the tensors are, and its signature."""
+
+    leaves: list
+    spec: Any
+    dyn_pos: list[int]
+    sig: Any
+
+    def static(self) -> tuple:
+        return tuple((i, _static_key(x)) for i, x in enumerate(self.leaves) if not _is_dynamic(x))
+
+    def shape_signature(self) -> tuple:
+        return (self.spec, tuple(_leaf_signature(self.leaves[i]) for i in self.dyn_pos))
+
+
 @dataclass
 class _Entry:
     executable: Any
@@ -130,34 +166,64 @@ class Compiled:
         self.capture = capture
         self.name = name
         self._cache: dict[Any, _Entry] = {}
+        # A transform's plan (validation + what it derives from the call) is a function of
+        # the call's signature: computed once per signature, then looked up.
+        self.plans: dict[Any, Any] = {}
         self._static_variants: dict[Any, set] = {}
         self._warned = False
 
-    def call(self, body: Body, args: tuple, kwargs: dict, *, transform_key: Any = (), to_torch: bool = True):
-        leaves, spec = _flatten_call(args, kwargs)
+    def prepare(self, args: tuple, kwargs: dict, transform_key: Any = ()) -> Prepared:
+        """Flatten a call and compute its signature (``sig`` is None if a static leaf is unhashable)."""
+        leaves: list = []
+        dyn_pos: list[int] = []
+        try:
+            structure = (tuple(_structure(a, leaves, dyn_pos) for a in args),
+                         tuple(kwargs), tuple(_structure(v, leaves, dyn_pos) for v in kwargs.values()))  # fmt: skip
+        except _Slow:
+            pass
+        else:
+            spec = _SPECS.get(structure)
+            if spec is None:
+                if len(_SPECS) > 4096:
+                    _SPECS.clear()
+                spec = _SPECS[structure] = pytree.tree_flatten((args, kwargs))[1]
+            return Prepared(leaves, spec, dyn_pos, (structure, transform_key))
+        leaves, spec = pytree.tree_flatten((args, kwargs))
         dyn_pos = [i for i, x in enumerate(leaves) if _is_dynamic(x)]
         static = tuple((i, _static_key(x)) for i, x in enumerate(leaves) if not _is_dynamic(x))
+        sig = (spec, tuple(_leaf_signature(leaves[i]) for i in dyn_pos), static, transform_key)
         try:
-            hash(static)
+            hash(sig)
         except TypeError:
-            bad = next(x for _, x in static if not _hashable(x))
+            sig = None
+        return Prepared(leaves, spec, dyn_pos, sig)
+
+    def call(self, body: Body, args: tuple, kwargs: dict, *, transform_key: Any = (), to_torch: bool = True):
+        prepared = self.prepare(args, kwargs, transform_key)
+        return self.run(body, prepared, plan_key=(), to_torch=to_torch)
+
+    def run(self, body: Body, call: Prepared, *, plan_key: Any = (), to_torch: bool = True):
+        """Run a prepared call: compile its signature once (with ``plan_key``, what the
+        transform derived from it), then execute."""
+        if call.sig is None:
+            bad = next(x for _, (_, x) in call.static() if not _hashable(x))
             raise TypeError(
                 f"{self.name}: an argument of type {type(bad).__name__} is neither a tensor nor "
                 "hashable; torchjax compiles non-tensor arguments in as constants, so they must be hashable"
-            ) from None
-        shape_sig = (spec, tuple(_leaf_signature(leaves[i]) for i in dyn_pos), transform_key)
-        sig = (shape_sig, static)
+            )
+        leaves, dyn_pos = call.leaves, call.dyn_pos
         dyn_vals = [_to_jax_leaf(leaves[i]) for i in dyn_pos]
+        key = (call.sig, plan_key)
 
         with jax.enable_x64(True):
             if jit_disabled():
-                entry, result = self._trace(body, leaves, spec, dyn_pos, dyn_vals, eager=True)
+                entry, result = self._trace(body, leaves, call.spec, dyn_pos, dyn_vals, eager=True)
             else:
-                entry = self._cache.get(sig)
+                entry = self._cache.get(key)
                 if entry is None:
-                    entry, _ = self._trace(body, leaves, spec, dyn_pos, dyn_vals, eager=False)
-                    self._cache[sig] = entry
-                    self._note_variant(shape_sig, static)
+                    entry, _ = self._trace(body, leaves, call.spec, dyn_pos, dyn_vals, eager=False)
+                    self._cache[key] = entry
+                    self._note_variant((call.shape_signature(), plan_key), call.static())
                 cvals = self.capture.captured_values(entry.n_captured)
                 seed = seed_from_torch() if entry.used_random else _NO_SEED
                 result = entry.executable(cvals, seed, dyn_vals)
@@ -170,26 +236,16 @@ class Compiled:
             for slot, value in zip(entry.captured_update_slots, cap_updates):
                 write_back(self.capture.captured[slot], value)
 
-            if not entry.out_static and entry.out_spec.is_leaf():
-                (value,) = out_arrays
-                if to_torch:
-                    from .crossing import array_to_torch
-
-                    return array_to_torch(value)
-                return value
-            out_leaves = []
-            it = iter(out_arrays)
-            n_out = len(out_arrays) + len(entry.out_static)
-            for i in range(n_out):
-                if i in entry.out_static:
-                    out_leaves.append(entry.out_static[i])
-                else:
-                    out_leaves.append(next(it))
-            if to_torch:
-                from .crossing import array_to_torch
-
-                out_leaves = [array_to_torch(x) if isinstance(x, jax.Array) else x for x in out_leaves]
-            return pytree.tree_unflatten(out_leaves, entry.out_spec)
+        if not entry.out_static and entry.out_spec.is_leaf():
+            (value,) = out_arrays
+            return array_to_torch(value) if to_torch else value
+        out_leaves = []
+        it = iter(out_arrays)
+        for i in range(len(out_arrays) + len(entry.out_static)):
+            out_leaves.append(entry.out_static[i] if i in entry.out_static else next(it))
+        if to_torch:
+            out_leaves = [array_to_torch(x) if isinstance(x, jax.Array) else x for x in out_leaves]
+        return pytree.tree_unflatten(out_leaves, entry.out_spec)
 
     def _trace(self, body, leaves, spec, dyn_pos, dyn_vals, *, eager: bool):
         meta: dict[str, Any] = {}

@@ -8,6 +8,7 @@ user's global JAX config is left alone.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 from torch.utils import _pytree as pytree
-from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode
 
 from . import dtypes
 
@@ -50,23 +51,59 @@ def tensor_to_jax(t: torch.Tensor) -> jax.Array:
         raise TypeError(f"to_jax_array: expected a torch.Tensor, got {type(t).__name__}")
     if t.device.type == "meta":
         raise ValueError("to_jax_array: a meta tensor has no data to cross")
+    if _get_current_dispatch_mode() is None:
+        return _ready_to_jax(_dlpack_ready(t), t.dtype)
     with _disable_current_modes():  # crossing may run while a capture's dispatch mode is on
-        ready = _dlpack_ready(t)
-        return _ready_to_jax(ready, t.dtype)
+        return _ready_to_jax(_dlpack_ready(t), t.dtype)
 
 
 def _ready_to_jax(ready: torch.Tensor, dtype: torch.dtype) -> jax.Array:
+    if ready.device.type == "cpu" and ready.numel() and ready.dtype in _NUMPY_NATIVE_TORCH:
+        return _put_cpu(ready.numpy())
     # ensure_compile_time_eval: crossing may happen while JAX traces (a captured tensor
     # met for the first time); the result must be a concrete array, never a tracer.
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         if ready.numel() == 0 or ready.dtype not in _DLPACK_DTYPES:
             return jnp.asarray(_to_numpy(ready), dtype=dtypes.to_jax_dtype(dtype))
         if ready.device.type == "cpu":
-            # device_put of a NumPy view is zero-copy on XLA's CPU client, like DLPack, but
-            # gives an uncommitted array, as jit outputs and optax states are: mixing
-            # committed and uncommitted arrays would make jax.jit compile a second time.
             return jax.device_put(_to_numpy(ready))
         return jax.dlpack.from_dlpack(ready)
+
+
+def _put_cpu(a: np.ndarray) -> jax.Array:
+    """A NumPy view of a CPU tensor -> an *uncommitted* ``jax.Array`` on the CPU device.
+
+    Zero-copy when the buffer is aligned (torch's are), like DLPack; uncommitted, as jit
+    outputs and optax states are (mixing committed and uncommitted arrays makes
+    ``jax.jit`` compile a second time). This is what ``jax.device_put(a)`` does for a
+    NumPy array, called directly: ~4 us instead of ~28 us per tensor. Its dtype is
+    ``a``'s exactly, whatever ``jax_enable_x64`` says.
+    """
+    if _batched_device_put is None:
+        with jax.enable_x64(True):
+            return jax.device_put(a)
+    device = _cpu_device()
+    aval = _ShapedArray(a.shape, a.dtype)
+    return _batched_device_put(aval, _cpu_sharding(device), [a], [device], False, enable_x64=True)
+
+
+try:  # the primitive under jax.device_put; fall back to the public call if it moves
+    from jax._src.core import ShapedArray as _ShapedArray
+    from jax._src.lib import xla_client as _xla_client
+
+    _batched_device_put = _xla_client.batched_device_put
+except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
+    _batched_device_put = None
+
+
+@functools.cache
+def _cpu_device():
+    return jax.devices("cpu")[0]
+
+
+@functools.cache
+def _cpu_sharding(device):
+    return jax.sharding.SingleDeviceSharding(device)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -93,12 +130,13 @@ _DLPACK_DTYPES = {
 }
 
 
-_ARRAY_IMPL = type(jnp.zeros(()))
+ARRAY_TYPE = type(jnp.zeros(()))  # jax.Array is an ABC; this is its one concrete type
 _FAST_DTYPES = {jnp.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16",
                                        "bfloat16", "float32", "float64", "complex64", "complex128")}  # fmt: skip
 
 
 _NUMPY_NATIVE = _FAST_DTYPES - {jnp.dtype("bfloat16")}
+_NUMPY_NATIVE_TORCH = _DLPACK_DTYPES - {torch.bfloat16}
 _CPU_DEVICES: set = set()
 
 
@@ -138,7 +176,7 @@ def array_to_torch(a: Any) -> torch.Tensor:
     """One ``jax.Array`` -> torch tensor, zero-copy through DLPack."""
     if isinstance(a, torch.Tensor):
         return a
-    if type(a) is _ARRAY_IMPL and a.size and a.dtype in _FAST_DTYPES:
+    if type(a) is ARRAY_TYPE and a.size and a.dtype in _FAST_DTYPES:
         try:  # the common case: one dense buffer on one device
             if a.dtype in _NUMPY_NATIVE and _is_cpu(a):
                 # NumPy's view of a CPU buffer: zero-copy, ~1 us against ~5 us for DLPack
@@ -164,7 +202,8 @@ def array_to_torch(a: Any) -> torch.Tensor:
 def to_jax_array(tree: Any) -> Any:
     """Torch tensors (in any pytree) -> ``jax.Array``s; other leaves unchanged.
 
-    Aligned dense CPU tensors cross without a copy: the result shares the buffer.
+    Aligned dense CPU tensors cross without a copy: the result shares the buffer, and
+    crossing the same unchanged tensor again returns the same array without new work.
     ``requires_grad`` tensors cross detached. dtypes are kept exactly (int64 stays
     int64, float64 stays float64), whatever the global ``jax_enable_x64`` says.
 
@@ -175,7 +214,15 @@ def to_jax_array(tree: Any) -> Any:
         >>> a.dtype, a.unsafe_buffer_pointer() == t.data_ptr()
         (dtype('int64'), True)
     """
-    return pytree.tree_map(lambda x: tensor_to_jax(x) if isinstance(x, torch.Tensor) else x, tree)
+    return pytree.tree_map(_cached_to_jax, tree)
+
+
+def _cached_to_jax(x: Any) -> Any:
+    if not isinstance(x, torch.Tensor):
+        return x
+    # A tensor crossed before and unchanged since (same version counter, buffer, shape,
+    # strides, dtype) is not crossed again: a model's parameters cost a lookup per call.
+    return crossing_cache.get(x) if x.is_leaf or not x.requires_grad else tensor_to_jax(x)
 
 
 def to_torch(tree: Any) -> Any:

@@ -14,7 +14,8 @@ from torch.utils import _pytree as pytree
 from .. import dtypes
 from ..capture import Context, TraceResult, is_array
 from ..errors import TracingError
-from .base import _LRU, Child, Packed, Transform, check_argnums, fn_name, unwrap_tree, wrap_tree
+from ..tensor import current_context
+from .base import _LRU, Child, Packed, Transform, check_argnums, fn_key, fn_name, unwrap_tree, wrap_tree
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _RANDOM_ERROR = (
@@ -74,17 +75,14 @@ class _Differentiating(Transform):
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
-        from ..tensor import current_context
-        from .base import fn_key
-
+        if current_context() is not None:
+            return self._inner(self.plan(args, kwargs), args, kwargs)
         key = fn_key(self)
-        if current_context() is None and key in _Differentiating._eager_fallback:
+        if key in _Differentiating._eager_fallback:
             return self.torch_func_equivalent()(*args, **kwargs)
         try:
-            return super().__call__(*args, **kwargs)
+            return self._top(key, args, kwargs)
         except TracingError as e:
-            if current_context() is not None:
-                raise
             warnings.warn(
                 f"{self.call_repr()}: the function uses a tensor's value in Python control flow, "
                 f"which JAX cannot trace; running it with torch.func instead (eager, not XLA).\n{e}",

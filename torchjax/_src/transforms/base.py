@@ -162,13 +162,20 @@ class Transform:
 
     # ---- shared machinery
     def __call__(self, *args, **kwargs):
-        plan = self.plan(args, kwargs)
         if current_context() is not None:
-            return self._inner(plan, args, kwargs)
-        compiled = _COMPILED.get_or_create(fn_key(self), lambda: Compiled(Capture(self.fn), self.call_repr()))
+            return self._inner(self.plan(args, kwargs), args, kwargs)
+        return self._top(fn_key(self), args, kwargs)
+
+    def _top(self, key, args: tuple, kwargs: dict):
+        compiled = _COMPILED.get_or_create(key, lambda: Compiled(Capture(self.fn), self.call_repr()))
+        call = compiled.prepare(args, kwargs, (type(self), self.config_key()))
+        plan = compiled.plans.get(call.sig) if call.sig is not None else None
+        if plan is None:
+            plan = self.plan(args, kwargs)
+            if call.sig is not None:
+                compiled.plans[call.sig] = plan
         body = functools.partial(self.impl, plan=plan)
-        out = compiled.call(lambda ctx, a, k: body(ctx, args=a, kwargs=k), args, kwargs,
-                            transform_key=(type(self), self.config_key(), plan))  # fmt: skip
+        out = compiled.run(lambda ctx, a, k: body(ctx, args=a, kwargs=k), call, plan_key=plan)
         return self.finish(out, plan, to_torch_values=True)
 
     def _inner(self, plan, args, kwargs):
