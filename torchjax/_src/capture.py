@@ -131,7 +131,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     try:
         with CaptureMode(), torch.no_grad(), _module_path_tracking(fn):
             out = convert_caches(fn(*targs, **tkwargs))
-            out = pytree.tree_map(array_of, out)
+            out = pytree.tree_map(array_of, out, is_leaf=is_size)
             _check_outputs(fn, out)
     finally:
         pop_context()
@@ -191,9 +191,14 @@ _PLAIN_OUTPUTS = (type(None), bool, int, float, complex, str, bytes, torch.dtype
                   torch.layout, torch.memory_format)  # fmt: skip
 
 
+def is_size(x) -> bool:
+    """torch's pytree flattens a ``torch.Size`` into ints and rebuilds a tuple; outputs keep it whole."""
+    return type(x) is torch.Size
+
+
 def _check_outputs(fn, out) -> None:
     """Outputs are arrays, plain values, or containers torch's pytree can look into."""
-    for x in pytree.tree_leaves(out):
+    for x in pytree.tree_leaves(out, is_leaf=is_size):
         if not (is_array(x) or isinstance(x, _PLAIN_OUTPUTS)):
             name = getattr(fn, "__qualname__", type(fn).__name__)
             raise TypeError(

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils import _pytree as pytree
 
-from .capture import Capture, Context, TraceResult, seed_from_torch, write_back
+from .capture import Capture, Context, TraceResult, is_size, seed_from_torch, write_back
 from .crossing import ARRAY_TYPE, array_to_torch, crossing_cache, tensor_to_jax
 
 Body = Callable[[Context, tuple, dict], TraceResult]
@@ -257,7 +257,7 @@ class Compiled:
             a, k = pytree.tree_unflatten(full, spec)
             ctx = Context(self.capture, cvals, key=jax.numpy.asarray(seed))
             res = body(ctx, a, k)
-            out_leaves, out_spec = pytree.tree_flatten(res.out)
+            out_leaves, out_spec = pytree.tree_flatten(res.out, is_leaf=is_size)
             arrays = [x for x in out_leaves if isinstance(x, (jax.Array, jax.core.Tracer))]
             meta["out_spec"] = out_spec
             meta["out_static"] = {

@@ -176,12 +176,13 @@ def array_to_torch(a: Any) -> torch.Tensor:
     """One ``jax.Array`` -> torch tensor, zero-copy through DLPack."""
     if isinstance(a, torch.Tensor):
         return a
-    if type(a) is ARRAY_TYPE and a.size and a.dtype in _FAST_DTYPES:
+    if type(a) is ARRAY_TYPE and a.dtype in _FAST_DTYPES:
         try:  # the common case: one dense buffer on one device
             if a.dtype in _NUMPY_NATIVE and _is_cpu(a):
                 # NumPy's view of a CPU buffer: zero-copy, ~1 us against ~5 us for DLPack
                 return _numpy_view_to_torch(a)
-            return torch.from_dlpack(a)
+            if a.size:
+                return torch.from_dlpack(a)
         except (RuntimeError, TypeError, BufferError, ValueError):
             pass
     if not isinstance(a, jax.Array):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
+import torch
 from jax import lax
 
 from ..capture import current_key
 from ..registry import aten, register
-from ._common import Kind, pointwise, promote, register_pointwise
+from ._common import Kind, jdtype, pointwise, promote, register_pointwise
 
 _HIGHEST = lax.Precision.HIGHEST
 _NONE, _MEAN, _SUM = 0, 1, 2  # torch's Reduction enum
@@ -117,6 +119,21 @@ register(*aten("_softmax"))(_softmax_rule(jax.nn.softmax))
 register(*aten("_log_softmax"))(_softmax_rule(jax.nn.log_softmax))
 
 
+@register(*aten("_safe_softmax"))
+def _safe_softmax(self, dim, dtype=None):
+    # softmax, but 0 for a row that is entirely -inf (a fully masked attention row);
+    # the row is made finite before the softmax so its gradient is 0, not NaN, as in
+    # torch, whose backward reads the (zero) result
+    out_dtype = jdtype(dtype) if dtype is not None else promote(self, kind=Kind.INT_TO_FLOAT)[1]
+    acc = jnp.float32 if out_dtype in (jnp.bfloat16, jnp.float16) else out_dtype
+    x = self.astype(acc)
+    if x.ndim == 0:
+        return jnp.where(jnp.isneginf(x), 0, 1).astype(out_dtype)
+    masked = jnp.all(jnp.isneginf(x), axis=dim, keepdims=True)
+    out = jax.nn.softmax(jnp.where(masked, 0, x), axis=dim)
+    return jnp.where(masked, 0, out).astype(out_dtype)
+
+
 # --------------------------------------------------------------------------- embedding
 
 
@@ -199,6 +216,31 @@ def native_dropout(input, p, train):
     keep = jax.random.bernoulli(current_key(), 1 - p, input.shape)
     scale = 0.0 if p >= 1 else 1 / (1 - p)
     return jnp.where(keep, input * jnp.asarray(scale, input.dtype), 0).astype(input.dtype), keep
+
+
+def _rrelu(x, lower, upper, training):
+    """(output, slopes): training draws each non-positive element's slope from U(lower, upper)."""
+    acc = jnp.float32 if x.dtype in (jnp.bfloat16, jnp.float16) else x.dtype
+    if not training:
+        slope = jnp.asarray((lower + upper) / 2, acc)
+        return jnp.where(x > 0, x, (x.astype(acc) * slope).astype(x.dtype)), None
+    drawn = jax.random.uniform(current_key(), x.shape, acc, lower, upper)
+    slopes = jnp.where(x <= 0, drawn, 1).astype(x.dtype)
+    return jnp.where(x <= 0, (x.astype(acc) * drawn).astype(x.dtype), x), slopes
+
+
+@register(*aten("rrelu_with_noise_functional"))
+def rrelu_with_noise_functional(self, noise, lower=0.125, upper=1 / 3, training=False, generator=None):
+    out, slopes = _rrelu(self, lower, upper, training)
+    return out, noise if slopes is None else slopes.astype(noise.dtype)
+
+
+@register(*aten("rrelu_with_noise"))
+def rrelu_with_noise(self, noise, lower=0.125, upper=1 / 3, training=False, generator=None):
+    # The schema writes the drawn slopes into ``noise``, but a rule cannot reach the
+    # tensor; only torch's own backward (rrelu_with_noise_backward) reads them, and JAX
+    # differentiates the output directly, so the output is what matters here.
+    return _rrelu(self, lower, upper, training)[0]
 
 
 # --------------------------------------------------------------------------- attention
@@ -429,6 +471,59 @@ def binary_cross_entropy_with_logits(self, target, weight=None, pos_weight=None,
     return _reduce(loss, reduction).astype(result)
 
 
+# F.linear_cross_entropy(options=...) calls torch's chunked custom ops (namespace
+# torch_nn, defined when torch.nn.modules.linear_cross_entropy is imported). Chunking
+# bounds torch's eager memory; under XLA one fused expression is the better program.
+try:
+    import torch.nn.modules.linear_cross_entropy  # defines torch.ops.torch_nn
+
+    _TORCH_NN = torch.ops.torch_nn
+    _CHUNKED = (_TORCH_NN._linear_cross_entropy_batch_chunked.default,)
+    _CHUNKED_NONE = (_TORCH_NN._linear_cross_entropy_batch_chunked_no_reduction.default,)
+except (ImportError, AttributeError):  # a torch without linear_cross_entropy
+    _CHUNKED = _CHUNKED_NONE = ()
+
+
+def _linear_ce_rows(input, linear_weight, target, linear_bias, weight, ignore_index):
+    """Per-row loss W[t] * -log_softmax(x A^T + b)[t] (0 on ignored rows), and the rows' weights."""
+    acc = jnp.float32 if input.dtype in (jnp.bfloat16, jnp.float16) else input.dtype
+    logits = jnp.matmul(input.astype(acc), linear_weight.astype(acc).T, precision=_HIGHEST)
+    if linear_bias is not None:
+        logits = logits + linear_bias.astype(acc)
+    ignored = target == ignore_index
+    safe = jnp.where(ignored, 0, target)
+    picked = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), safe[:, None], axis=-1)[:, 0]
+    row_weight = jnp.ones(target.shape, acc) if weight is None else weight.astype(acc)[safe]
+    row_weight = jnp.where(ignored, 0, row_weight)
+    return -picked * row_weight, row_weight
+
+
+@register(*_CHUNKED)
+def _linear_cross_entropy_batch_chunked(
+    input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing,
+    batch_chunk_size, acc_policy, acc_dtype, allow_retain_graph,
+    compute_input_grad, compute_linear_weight_grad, compute_linear_bias_grad,
+):  # fmt: skip
+    def loss_of(input, linear_weight, linear_bias):
+        rows, row_weight = _linear_ce_rows(input, linear_weight, target, linear_bias, weight, ignore_index)
+        total = jnp.sum(rows)
+        return total / jnp.sum(row_weight) if reduction == "mean" else total
+
+    loss, pullback = jax.vjp(loss_of, input, linear_weight, linear_bias)
+    # torch returns the gradients it precomputes for its backward; empty ones when not asked
+    grads = pullback(jnp.ones_like(loss))
+    wanted = (compute_input_grad, compute_linear_weight_grad, compute_linear_bias_grad and linear_bias is not None)
+    empty = (jnp.zeros((0, 0), input.dtype), jnp.zeros((0, 0), input.dtype), jnp.zeros((0,), input.dtype))
+    return (loss.astype(input.dtype), *(g.astype(input.dtype) if w else e for g, w, e in zip(grads, wanted, empty)))
+
+
+@register(*_CHUNKED_NONE)
+def _linear_cross_entropy_batch_chunked_no_reduction(
+    input, linear_weight, target, linear_bias, weight, ignore_index, batch_chunk_size, acc_policy, acc_dtype
+):
+    return _linear_ce_rows(input, linear_weight, target, linear_bias, weight, ignore_index)[0].astype(input.dtype)
+
+
 # --------------------------------------------------------------------------- recurrent
 # On CPU, torch's C++ LSTM (a CompositeImplicit op, decomposed before torchjax sees it)
 # hands float32 inference to oneDNN, one layer and direction at a time; the other RNNs
@@ -459,3 +554,76 @@ def mkldnn_rnn_layer(
 
     (hy, cy), output = lax.scan(step, (hx.astype(input.dtype), cx.astype(input.dtype)), gates_x, reverse=reverse)
     return output, hy, cy, jnp.zeros((0,), jnp.uint8)
+
+
+# --------------------------------------------------------------------------- CTC
+
+
+def _log_add(*terms):
+    """log(sum(exp(terms))) that stays -inf, with a zero (not NaN) gradient, when every term is -inf."""
+    top = lax.stop_gradient(functools.reduce(jnp.maximum, terms))
+    top = jnp.where(jnp.isneginf(top), 0, top)
+    total = sum(jnp.exp(t - top) for t in terms)
+    empty = total == 0
+    return jnp.where(empty, -jnp.inf, jnp.log(jnp.where(empty, 1, total)) + top)
+
+
+def _padded_targets(targets, target_lengths, batch):
+    """(N, S) targets: torch takes them padded (2-D) or concatenated (1-D)."""
+    if targets.ndim == 2:
+        return targets
+    lengths = jnp.reshape(jnp.asarray(target_lengths), -1)
+    # a concatenation's longest target is data-dependent under tracing; its total length bounds it
+    width = max(target_lengths, default=0) if isinstance(target_lengths, (list, tuple)) else targets.shape[0]
+    offsets = jnp.cumsum(lengths) - lengths
+    index = jnp.minimum(offsets[:, None] + jnp.arange(width), max(targets.shape[0] - 1, 0))
+    return targets[index] if targets.shape[0] else jnp.zeros((batch, width), targets.dtype)
+
+
+@register(*aten("_ctc_loss", "default", "Tensor"))
+def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, zero_infinity=False):
+    # Graves et al. (2006), eq. (6)-(8): the forward variable over the blank-extended
+    # target l' = (blank, l1, blank, l2, ..., blank), in log space, scanned over time.
+    unbatched = log_probs.ndim == 2
+    if unbatched:
+        log_probs, targets = log_probs[:, None], targets[None]
+    T, N, _ = log_probs.shape
+    targets = _padded_targets(targets, target_lengths, N)
+    # lengths come as int lists, or as tensors (0-d for an unbatched call)
+    input_lengths, target_lengths = (
+        jnp.reshape(jnp.asarray(input_lengths), -1),
+        jnp.reshape(jnp.asarray(target_lengths), -1),
+    )
+    S = 2 * targets.shape[1] + 1
+    s = jnp.arange(S)
+    extended = jnp.where(s % 2 == 0, blank, targets[:, jnp.maximum((s - 1) // 2, 0)]).astype(jnp.int32)  # (N, S)
+    # a skip from s-2 to s is allowed between different labels only
+    skip = (s >= 2) & (extended != jnp.roll(extended, 2, axis=1))
+    valid = s < 2 * target_lengths[:, None] + 1
+    emit = jnp.take_along_axis(log_probs, jnp.broadcast_to(extended[None], (T, N, S)), axis=2)  # (T, N, S)
+    neginf = jnp.asarray(-jnp.inf, log_probs.dtype)
+    alpha0 = jnp.where((s == 0) | ((s == 1) & (target_lengths[:, None] > 0)), emit[0], neginf)
+
+    def step(alpha, inputs):
+        t, e = inputs
+        prev1 = jnp.pad(alpha, ((0, 0), (1, 0)), constant_values=-jnp.inf)[:, :-1]
+        prev2 = jnp.where(skip, jnp.pad(alpha, ((0, 0), (2, 0)), constant_values=-jnp.inf)[:, :-2], neginf)
+        new = jnp.where(valid, _log_add(alpha, prev1, prev2) + e, neginf)
+        new = jnp.where((t < input_lengths)[:, None], new, alpha)  # a finished sequence keeps its alphas
+        return new, new
+
+    last, alphas = lax.scan(step, alpha0, (jnp.arange(1, T), emit[1:]))
+    log_alpha = jnp.concatenate([alpha0[None], alphas]).transpose(1, 0, 2)
+    end = 2 * target_lengths
+    l1 = jnp.take_along_axis(last, end[:, None], axis=1)[:, 0]
+    l2 = jnp.take_along_axis(last, jnp.maximum(end - 1, 0)[:, None], axis=1)[:, 0]
+    nll = -jnp.where(target_lengths > 0, _log_add(l1, l2), l1)
+    # torch's backward (Graves eq. 16) is the gradient with respect to the logits under
+    # an assumed log_softmax: the true one plus exp(log_probs) over each sequence's
+    # steps. A term worth exactly 0 whose gradient is that, to agree with it.
+    probs = jnp.exp(log_probs)
+    steps = (jnp.arange(T)[:, None] < input_lengths[None, :])[..., None]
+    nll = nll + jnp.sum(jnp.where(steps, probs - lax.stop_gradient(probs), 0), axis=(0, 2))
+    if unbatched:
+        return nll[0], log_alpha[0]
+    return nll, log_alpha

@@ -39,6 +39,12 @@ def _batch_stats(x, eps):
     return mean, var, lax.rsqrt(var + eps)
 
 
+def _saved(dtype, *stats):
+    # The saved mean and 1/std outputs of native_layer_norm and native_batch_norm carry no
+    # gradient in torch (their backward uses only the output's cotangent).
+    return tuple(lax.stop_gradient(s).astype(dtype) for s in stats)
+
+
 def _batch_norm_train(x, weight, bias, running_mean, running_var, momentum, eps):
     mean, var, rstd = _batch_stats(x, eps)
     shape = _channel_shape(x)
@@ -51,7 +57,7 @@ def _batch_norm_train(x, weight, bias, running_mean, running_var, momentum, eps)
         n = x.size // x.shape[1]
         unbiased = var * (n / max(n - 1, 1))  # torch updates running_var with the unbiased variance
         new_var = (momentum * unbiased + (1 - momentum) * running_var).astype(running_var.dtype)
-    return out.astype(x.dtype), mean.astype(x.dtype), rstd.astype(x.dtype), new_mean, new_var
+    return out.astype(x.dtype), *_saved(x.dtype, mean, rstd), new_mean, new_var
 
 
 def _batch_norm_eval(x, weight, bias, running_mean, running_var, eps):
@@ -95,7 +101,7 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
         out = out * weight.astype(out.dtype)
     if bias is not None:
         out = out + bias.astype(out.dtype)
-    return out.astype(input.dtype), mean.astype(input.dtype), rstd.astype(input.dtype)
+    return out.astype(input.dtype), *_saved(input.dtype, mean, rstd)
 
 
 @register(*aten("native_group_norm"))
@@ -106,6 +112,7 @@ def native_group_norm(input, weight, bias, N, C, HxW, group, eps):
     rstd = lax.rsqrt(var + eps)
     out = ((xa - mean[..., None]) * rstd[..., None]).reshape(input.shape)
     out = _affine(out, weight, bias, _channel_shape(input))
+    # unlike layer and batch norm, torch's group norm backward also takes the cotangents of mean and rstd
     return out.astype(input.dtype), mean.astype(input.dtype), rstd.astype(input.dtype)
 
 

@@ -10,6 +10,7 @@ from jax import lax
 from ..errors import TracingError
 from ..registry import aten, register
 from ._common import Kind, as_array, jdtype, pointwise, promote, register_pointwise
+from .special import digamma
 
 # --------------------------------------------------------------------------- unary
 
@@ -40,7 +41,7 @@ _INT_TO_FLOAT = {
     "erfc": jax.scipy.special.erfc,
     "erfinv": jax.scipy.special.erfinv,
     "lgamma": jax.scipy.special.gammaln,
-    "digamma": lambda x: jnp.where(x == 0, jnp.copysign(jnp.inf, -x), jax.scipy.special.digamma(x)),
+    "digamma": digamma,  # torch's algorithm, with polygamma(1, x) as its derivative
     "i0": jnp.i0,
     "sinc": jnp.sinc,
     "deg2rad": jnp.deg2rad,

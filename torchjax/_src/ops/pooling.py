@@ -228,6 +228,46 @@ register(*aten("avg_pool2d_backward"))(_avg_pool_backward(2))
 register(*aten("avg_pool3d_backward"))(_avg_pool_backward(3))
 
 
+# --------------------------------------------------------------------------- unpooling
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _unpool(values, flat_index, plane_size):
+    """(rows, k) values written at (rows, k) indices into (rows, plane_size) zeros."""
+    rows = jnp.arange(values.shape[0])[:, None]
+    return jnp.zeros((values.shape[0], plane_size), values.dtype).at[rows, flat_index].set(values)
+
+
+def _unpool_fwd(values, flat_index, plane_size):
+    return _unpool(values, flat_index, plane_size), flat_index
+
+
+def _unpool_bwd(plane_size, flat_index, g):
+    # torch's backward gathers at the indices: with a repeated index every input that
+    # wrote there gets its gradient, not only the one whose write survived
+    return jnp.take_along_axis(g, flat_index, axis=-1), None
+
+
+_unpool.defvjp(_unpool_fwd, _unpool_bwd)
+
+
+def _max_unpool(x, indices, output_size, n):
+    lead = x.shape[: x.ndim - n]
+    values = x.reshape(math.prod(lead), -1)
+    out = _unpool(values, indices.reshape(values.shape), math.prod(output_size))
+    return out.reshape(*lead, *output_size)
+
+
+@register(*aten("max_unpool2d"))
+def max_unpool2d(self, indices, output_size):
+    return _max_unpool(self, indices, tuple(output_size), 2)
+
+
+@register(*aten("max_unpool3d"))
+def max_unpool3d(self, indices, output_size, stride, padding):
+    return _max_unpool(self, indices, tuple(output_size), 3)
+
+
 # --------------------------------------------------------------------------- adaptive
 
 
@@ -400,3 +440,198 @@ for _n, _name in ((1, "upsample_linear1d"), (2, "upsample_bilinear2d"), (3, "ups
     _vec, _default = _linear_rule(_n)
     register(*aten(_name, "vec"))(_vec)
     register(*aten(_name, "default"))(_default)
+
+
+def _area_scale(in_size, out_size, align_corners, scale):
+    """torch's area_pixel_compute_scale: the source step per output pixel."""
+    if align_corners:
+        return (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    return 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+
+
+def _aa_weights(in_size, out_size, align_corners, scale, dtype):
+    """The (out, in) matrix of torch's antialiased bilinear (triangle) filter, in ``dtype``.
+
+    Built on the host in the same precision as torch's kernel builds it, so the windows
+    (truncated to int) and the normalised weights agree.
+    """
+    scale = dtype(_area_scale(in_size, out_size, align_corners, scale))
+    support = scale if scale >= 1 else dtype(1.0)  # interp_size / 2 * scale, interp_size = 2
+    invscale = 1 / scale if scale >= 1 else dtype(1.0)
+    weights = np.zeros((out_size, in_size), dtype)
+    for i in range(out_size):
+        center = scale * dtype(i + 0.5)
+        lo = max(int(center - support + dtype(0.5)), 0)
+        hi = min(int(center + support + dtype(0.5)), in_size)
+        w = np.maximum(0, 1 - np.abs((np.arange(lo, hi, dtype=dtype) - center + dtype(0.5)) * invscale)).astype(dtype)
+        total = w.sum(dtype=dtype)
+        weights[i, lo:hi] = w / total if total != 0 else w
+    return weights
+
+
+def _upsample_bilinear_aa(x, output_size, align_corners, scales):
+    acc = jnp.float32 if x.dtype in (jnp.bfloat16, jnp.float16) else x.dtype
+    host = np.float64 if acc == jnp.float64 else np.float32
+    y = x.astype(acc)
+    # width first, then height, skipping a dim whose size does not change, as torch does
+    for axis in (-1, -2):
+        in_size, out_size = x.shape[axis], output_size[axis]
+        if in_size == out_size:
+            continue
+        w = jnp.asarray(_aa_weights(in_size, out_size, align_corners, scales[axis] if scales else None, host))
+        y = jnp.moveaxis(jnp.tensordot(y, w, axes=([y.ndim + axis], [1]), precision=lax.Precision.HIGHEST), -1, axis)
+    return y.astype(x.dtype)
+
+
+@register(*aten("_upsample_bilinear2d_aa"))
+def _upsample_bilinear2d_aa(self, output_size, align_corners, scales_h=None, scales_w=None):
+    scales = [scales_h, scales_w] if scales_h is not None or scales_w is not None else None
+    return _upsample_bilinear_aa(self, list(output_size), align_corners, scales)
+
+
+@register(*aten("_upsample_bilinear2d_aa", "vec"))
+def _upsample_bilinear2d_aa_vec(input, output_size, align_corners, scale_factors):
+    return _upsample_bilinear_aa(input, _out_sizes(input, 2, output_size, scale_factors), align_corners, scale_factors)
+
+
+# --------------------------------------------------------------------------- fractional max
+
+
+def _fractional_starts(sample, size, out, k):
+    """torch's generate_intervals: each window's start along one dim, per (batch, plane).
+
+    Computed in the samples' dtype, as torch does (``alpha`` and the products truncated
+    to int), so the windows agree with torch's for the same ``random_samples``.
+    """
+    last = jnp.full((*sample.shape, 1), size - k, jnp.int32)
+    if out <= 1:
+        return last[..., :out]
+    dt = jnp.float32 if sample.dtype in (jnp.bfloat16, jnp.float16) else sample.dtype
+    u = sample.astype(dt)[..., None]
+    alpha = jnp.asarray(size - k, dt) / jnp.asarray(out - 1, dt)
+    i = jnp.arange(out - 1, dtype=dt)
+    starts = jnp.trunc((i + u) * alpha).astype(jnp.int32) - jnp.trunc(u * alpha).astype(jnp.int32)
+    return jnp.concatenate([starts, last], axis=-1)
+
+
+def _fractional_max_pool(x, kernel_size, output_size, random_samples, n):
+    unbatched = x.ndim == n + 1
+    if unbatched:
+        x = x[None]
+    k, outs = _tuple(kernel_size, n), _tuple(output_size, n)
+    batch, planes, spatial = x.shape[0], x.shape[1], x.shape[2:]
+    # torch's samples per plane are (w, h) in 2d but (t, h, w) in 3d
+    sample_of_dim = (1, 0) if n == 2 else tuple(range(n))
+    flat_index = jnp.zeros((batch, planes) + (1,) * (2 * n), jnp.int64)
+    for i in range(n):
+        starts = _fractional_starts(random_samples[..., sample_of_dim[i]], spatial[i], outs[i], k[i])
+        pos = starts[..., :, None] + jnp.arange(k[i], dtype=jnp.int32)  # (N, C, out_i, k_i)
+        shape = [batch, planes] + [1] * (2 * n)
+        shape[2 + i], shape[2 + n + i] = outs[i], k[i]
+        flat_index = flat_index * spatial[i] + pos.reshape(shape).astype(jnp.int64)
+    flat_index = jnp.broadcast_to(flat_index, (batch, planes, *outs, *k)).reshape(batch, planes, *outs, -1)
+    plane = x.reshape(batch, planes, -1)
+    windows = jnp.take_along_axis(plane, flat_index.reshape(batch, planes, -1), axis=-1).reshape(flat_index.shape)
+    # torch scans each window in order and takes a strictly greater value or any NaN:
+    # the first maximum, but the last NaN
+    frozen = lax.stop_gradient(windows)
+    best = jnp.argmax(frozen, axis=-1)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        nan = jnp.isnan(frozen)
+        last_nan = nan.shape[-1] - 1 - jnp.argmax(nan[..., ::-1], axis=-1)
+        best = jnp.where(jnp.any(nan, -1), last_nan, best)
+    values = jnp.take_along_axis(windows, best[..., None], axis=-1)[..., 0]
+    indices = jnp.take_along_axis(flat_index, best[..., None], axis=-1)[..., 0]
+    if unbatched:
+        return values[0], indices[0]
+    return values, indices
+
+
+@register(*aten("fractional_max_pool2d"))
+def fractional_max_pool2d(self, kernel_size, output_size, random_samples):
+    return _fractional_max_pool(self, kernel_size, output_size, random_samples, 2)
+
+
+@register(*aten("fractional_max_pool3d"))
+def fractional_max_pool3d(self, kernel_size, output_size, random_samples):
+    return _fractional_max_pool(self, kernel_size, output_size, random_samples, 3)
+
+
+# --------------------------------------------------------------------------- grid sampling
+
+_BILINEAR, _NEAREST = 0, 1
+_ZEROS, _BORDER, _REFLECTION = 0, 1, 2
+
+
+def _clip_coordinates(c, size):
+    # where, not clip: torch's gradient is 0 at and beyond either bound
+    return jnp.where(c <= 0, 0, jnp.where(c >= size - 1, size - 1, c)).astype(c.dtype)
+
+
+def _reflect_coordinates(c, twice_low, twice_high):
+    if twice_low == twice_high:
+        return jnp.zeros_like(c)
+    low, span = twice_low / 2, (twice_high - twice_low) / 2
+    c = c - low
+    c = jnp.where(c < 0, -c, c)
+    extra = jnp.fmod(c, span)
+    flips = jnp.floor(c / span)
+    return jnp.where(jnp.fmod(flips, 2) == 0, extra + low, span - extra + low)
+
+
+def _source_index(coord, size, padding_mode, align_corners):
+    """torch's grid_sampler_compute_source_index: [-1, 1] -> pixel coordinates, padded."""
+    if align_corners:
+        c = (coord + 1) / 2 * (size - 1)
+    else:
+        c = ((coord + 1) * size - 1) / 2
+    if padding_mode == _BORDER:
+        c = _clip_coordinates(c, size)
+    elif padding_mode == _REFLECTION:
+        c = _reflect_coordinates(c, 0, 2 * (size - 1)) if align_corners else _reflect_coordinates(c, -1, 2 * size - 1)
+        c = _clip_coordinates(c, size)
+    return c
+
+
+def _all(masks):
+    out = masks[0]
+    for m in masks[1:]:
+        out = out & m
+    return out
+
+
+def _grid_sample(input, grid, interpolation_mode, padding_mode, align_corners):
+    """Sample (N, C, *spatial) at grid (N, *out, n) whose last axis is (x, y[, z]): x indexes the last dim."""
+    n = grid.shape[-1]
+    spatial = input.shape[2:]
+    # coords[i] indexes spatial dim i (grid's coordinates come in reverse order)
+    coords = [_source_index(grid[..., n - 1 - i], spatial[i], padding_mode, align_corners) for i in range(n)]
+
+    def gather(positions):
+        inside = _all([(p >= 0) & (p < s) for p, s in zip(positions, spatial)])
+        safe = [jnp.where(inside, p, 0).astype(jnp.int32) for p in positions]
+        values = jax.vmap(lambda img, *idx: img[(slice(None), *idx)])(input, *safe)  # (N, C, *out)
+        return values, inside[:, None]
+
+    if interpolation_mode == _NEAREST:
+        values, inside = gather([jnp.round(c) for c in coords])  # nearbyint: half to even
+        return jnp.where(inside, values, 0).astype(input.dtype)
+    if interpolation_mode != _BILINEAR:
+        raise NotImplementedError(f"grid_sampler_{n}d: interpolation_mode={interpolation_mode} (bicubic is 2-D only)")
+    lows = [jnp.floor(c) for c in coords]
+    out = jnp.zeros((), input.dtype)
+    for corner in itertools.product((0, 1), repeat=n):
+        positions = [lo + bit for lo, bit in zip(lows, corner)]
+        # the weight is the volume of the opposite sub-box, as torch computes it
+        weight = None
+        for c, lo, bit in zip(coords, lows, corner):
+            w = (c - lo) if bit else (lo + 1 - c)
+            weight = w if weight is None else w * weight
+        values, inside = gather([lax.stop_gradient(p) for p in positions])
+        out = out + jnp.where(inside, values * weight[:, None], 0)
+    return out.astype(input.dtype)
+
+
+@register(*aten("grid_sampler_3d"))
+def grid_sampler_3d(input, grid, interpolation_mode, padding_mode, align_corners):
+    return _grid_sample(input, grid, interpolation_mode, padding_mode, align_corners)

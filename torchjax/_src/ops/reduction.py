@@ -11,7 +11,7 @@ import torch
 from jax import lax
 
 from ..registry import aten, register
-from ._common import canonical_dim, canonical_dims, jdtype
+from ._common import Kind, as_array, canonical_dim, canonical_dims, jdtype, promote
 
 prims = torch.ops.prims
 
@@ -257,8 +257,16 @@ def _vector_norm(x, ord, axes, keepdim):
     if ord == 1:
         return jnp.sum(a, axis=axes, keepdims=keepdim)
     if ord == 2:
-        return jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=keepdim))
-    return jnp.sum(a**ord, axis=axes, keepdims=keepdim) ** (1.0 / ord)
+        return _root(jnp.sum(a * a, axis=axes, keepdims=keepdim), 2.0)
+    return _root(jnp.sum(a**ord, axis=axes, keepdims=keepdim), ord)
+
+
+def _root(s, ord: float):
+    """``s ** (1/ord)`` whose gradient at ``s == 0`` is 0 (torch's subgradient), not NaN."""
+    zero = s == 0
+    safe = jnp.where(zero, jnp.ones_like(s), s)
+    root = jnp.sqrt(safe) if ord == 2 else safe ** (1.0 / ord)
+    return jnp.where(zero, jnp.zeros_like(s), root)
 
 
 @register(*aten("linalg_vector_norm"))
@@ -490,3 +498,187 @@ register(prims.xor_sum.default)(_prim_reduce(lambda x, axis: lax.reduce_xor_p.bi
 def prims_var(inp, dims, correction=1, *, output_dtype=None):
     out = _var_mean(inp, _prim_axes(inp, dims), correction, False)[0]
     return out.astype(jdtype(output_dtype)) if output_dtype is not None else out
+
+
+# --------------------------------------------------------------------------- hash_tensor
+
+
+@register(*aten("hash_tensor"))
+def hash_tensor(x, dim=(), *, keepdim=False, mode=0):
+    """torch's mode 0: xor of each element's bits as a 64-bit word (floats widened to double)."""
+    if mode != 0:
+        raise RuntimeError(f"hash_tensor: unsupported mode {mode}")
+    axes = _axes(x, dim)
+    if x.size == 0:
+        if not dim:
+            raise RuntimeError(
+                "hash_tensor: Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
+        for a in axes:
+            if x.shape[a] == 0:
+                raise IndexError(f"hash_tensor: Expected reduction dim {a} to have non-zero size.")
+    wide = jnp.float64 if jnp.issubdtype(x.dtype, jnp.floating) else jnp.int64
+    bits = lax.bitcast_convert_type(x.astype(wide), jnp.uint64)
+    out = lax.reduce(bits, jnp.uint64(0), lax.bitwise_xor, axes)
+    if keepdim:
+        out = jnp.expand_dims(out, axes)
+    return out
+
+
+# --------------------------------------------------------------------------- segment_reduce
+
+
+def _segment_ids(bounds, size: int):
+    """For ``bounds`` (O, S + 1) of segment offsets: each position's segment, S where none.
+
+    Segments are contiguous, so position j is in the segment whose end is the first
+    one past j; positions before the first offset or past the last are in none.
+    """
+    pos = jnp.arange(size, dtype=bounds.dtype)
+    seg = jax.vmap(lambda ends: jnp.searchsorted(ends, pos, side="right"))(bounds[:, 1:])
+    outside = (pos < bounds[:, :1]) | (pos >= bounds[:, -1:])
+    return jnp.where(outside, bounds.shape[-1] - 1, seg)
+
+
+def _segment_prod(values, seg, n_segments: int):
+    """Product per segment as a segmented scan: its gradient handles zeros, unlike scatter-mul's."""
+    start = jnp.concatenate([jnp.ones_like(seg[..., :1], bool), seg[..., 1:] != seg[..., :-1]], axis=-1)
+    start = start.reshape(start.shape + (1,) * (values.ndim - seg.ndim))
+
+    def combine(a, b):
+        (va, fa), (vb, fb) = a, b
+        return jnp.where(fb, vb, va * vb), fa | fb
+
+    running, _ = lax.associative_scan(combine, (values, jnp.broadcast_to(start, values.shape)), axis=seg.ndim - 1)
+    # the running product at each segment's last position is the segment's product
+    last = jnp.concatenate([seg[..., 1:] != seg[..., :-1], jnp.ones_like(seg[..., :1], bool)], axis=-1)
+    ids = jnp.where(last & (seg < n_segments), seg, n_segments)
+    return _segment_scatter(running, ids, n_segments, "sum", 0)
+
+
+def _segment_scatter(values, seg, n_segments: int, how: str, start):
+    """Scatter-reduce ``values`` (O, A, I) into (O, S, I) along axis 1 by ``seg`` (O, A).
+
+    Each segment starts from ``start``, as torch's kernel does, so a half-precision sum
+    rounds in the same order.
+    """
+    o, a = seg.shape
+    rows = jnp.broadcast_to(jnp.arange(o)[:, None], (o, a))
+    at = jnp.full((o, n_segments) + values.shape[2:], start, values.dtype).at[rows, seg]
+    return {"sum": at.add, "max": at.max, "min": at.min}[how](values, mode="drop")
+
+
+_SEGMENT_IDENTITY = {"sum": 0.0, "mean": 0.0, "max": -float("inf"), "min": float("inf"), "prod": 1.0}
+
+
+@register(*aten("segment_reduce"))
+def segment_reduce(data, reduce, *, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    """Reduce contiguous runs along ``axis``; there are as many runs as ``lengths`` (or ``offsets`` - 1) has."""
+    if indices is not None:
+        raise RuntimeError("segment_reduce(): indices based reduction is not supported yet.")
+    if reduce not in _SEGMENT_IDENTITY:
+        raise RuntimeError(f"reduce argument must be either sum, prod, max, min or mean, got {reduce}")
+    axis = canonical_dim(axis, data.ndim)
+    counts = lengths if lengths is not None else offsets
+    if counts is None:
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined")
+    if axis != counts.ndim - 1:
+        kind = "lengths" if lengths is not None else "offsets"
+        raise RuntimeError(f"segment_reduce(): Expected axis to be the last dimension of {kind} but got {axis}.")
+    if lengths is not None:
+        bounds = jnp.concatenate([jnp.zeros_like(lengths[..., :1]), jnp.cumsum(lengths, axis=-1)], axis=-1)
+    else:
+        bounds = offsets
+    n_segments = bounds.shape[-1] - 1
+    outer, size, inner = data.shape[:axis], data.shape[axis], data.shape[axis + 1 :]
+    bounds = jnp.broadcast_to(bounds, outer + bounds.shape[-1:]).reshape(-1, n_segments + 1)
+    values = data.reshape((-1, size) + inner)
+    seg = _segment_ids(bounds, size)
+    start = jnp.asarray(_SEGMENT_IDENTITY[reduce] if initial is None else initial, data.dtype)
+    length = (bounds[:, 1:] - bounds[:, :-1]).reshape((-1, n_segments) + (1,) * len(inner))
+    if reduce == "prod":
+        out = jnp.where(length > 0, _segment_prod(values, seg, n_segments), 1) * start
+    else:
+        out = _segment_scatter(values, seg, n_segments, "sum" if reduce == "mean" else reduce, start)
+    if reduce == "mean":
+        # torch: an empty segment's mean is NaN, or ``initial`` when given
+        mean = out / jnp.maximum(length, 1).astype(data.dtype)
+        out = jnp.where(length > 0, mean, jnp.nan if initial is None else out).astype(data.dtype)
+    return out.reshape(outer + (n_segments,) + inner)
+
+
+# --------------------------------------------------------------------------- cov, corrcoef
+# Both are CompositeImplicit in torch, whose C++ cov asks `torch.equal(norm_factor <= 0,
+# 1)` for a Python bool (to warn); these rules keep the whole computation traceable.
+
+
+def _binary(op, a, b, kind: Kind = Kind.DEFAULT):
+    """``op(a, b)`` computed in torch's promoted dtype."""
+    compute, result = promote(a, b, kind=kind)
+    return op(as_array(a, compute), as_array(b, compute)).astype(result)
+
+
+def _divide(a, b):
+    return _binary(jnp.true_divide, a, b, Kind.INT_TO_FLOAT)
+
+
+@register(*aten("cov"))
+def cov(x, *, correction=1, fweights=None, aweights=None):
+    if x.ndim > 2:
+        raise RuntimeError(
+            f"cov(): expected input to have two or fewer dimensions but got an input with {x.ndim} dimensions"
+        )
+    if x.dtype == jnp.bool_:
+        raise RuntimeError("cov(): bool dtype is not supported for input")
+    x = x.reshape(1, -1) if x.ndim < 2 else x
+    w = None
+    if fweights is not None:
+        if not jnp.issubdtype(fweights.dtype, jnp.integer):
+            raise RuntimeError(
+                f"cov(): expected fweights to have integral dtype but got fweights with {jax_to_torch(fweights.dtype)} dtype"
+            )
+        w = fweights
+    if aweights is not None:
+        if not jnp.issubdtype(aweights.dtype, jnp.floating):
+            raise RuntimeError(
+                f"cov(): expected aweights to have floating point dtype but got aweights with {jax_to_torch(aweights.dtype)} dtype"
+            )
+        w = aweights if w is None else _binary(jnp.multiply, w, aweights)
+    if w is None:
+        w_sum = jnp.asarray(x.shape[1], jnp.int64)
+        total = sum(x, [1])
+    else:
+        w = w.reshape(-1)
+        w_sum = sum(w)
+        total = sum(_binary(jnp.multiply, x, w), [1])
+    avg = _divide(total, w_sum)
+    if w is not None and aweights is not None and correction != 0:
+        norm = _binary(
+            jnp.subtract, w_sum, _divide(correction * sum(_binary(jnp.multiply, w, aweights.reshape(-1))), w_sum)
+        )
+    else:
+        norm = _binary(jnp.subtract, w_sum, jnp.asarray(correction, w_sum.dtype))
+    # torch zeroes a non-positive normaliser (after a warning): the result is then inf/nan
+    norm = jnp.where(norm <= 0, jnp.zeros((), norm.dtype), norm)
+    centered = _binary(jnp.subtract, x, avg[:, None])
+    right = centered if w is None else _binary(jnp.multiply, centered, w)
+    c = jnp.matmul(centered, jnp.conj(right).T, precision=lax.Precision.HIGHEST)
+    return jnp.squeeze(_divide(c, norm))
+
+
+@register(*aten("corrcoef"))
+def corrcoef(x):
+    if x.ndim > 2:
+        raise RuntimeError(
+            f"corrcoef(): expected input to have two or fewer dimensions but got an input with {x.ndim} dimensions"
+        )
+    c = cov(x)
+    if c.ndim == 0:
+        return c / c  # nan for a constant (or inf/nan) variance, 1 otherwise
+    d = jnp.diagonal(c)
+    stddev = jnp.sqrt(jnp.real(d)).astype(d.dtype)
+    c = c / stddev[:, None] / stddev[None, :]
+    if jnp.iscomplexobj(c):
+        return lax.complex(jnp.clip(c.real, -1, 1), jnp.clip(c.imag, -1, 1))
+    return jnp.clip(c, -1, 1)

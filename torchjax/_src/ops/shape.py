@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..errors import TracingError
 from ..registry import aten, register
 from ._common import Kind, canonical_dim, jdtype, promote
 
@@ -213,6 +215,50 @@ def split_with_sizes(x, split_sizes, dim=0):
 def split(x, split_size, dim=0):
     dim = _dim(dim, x.ndim)
     return split_with_sizes(x, _split_sizes(x.shape[dim], int(split_size)), dim)
+
+
+# tensor_split is CompositeImplicit in torch; its rules serve callers that reach the
+# overloads directly (the tensor overload's C++ reads the split points from memory).
+@register(*aten("tensor_split", "indices"))
+def tensor_split_indices(x, indices, dim=0):
+    dim = _dim(dim, x.ndim)
+    bounds = [0, *(int(i) for i in indices), x.shape[dim]]
+    return [slice_(x, dim, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@register(*aten("tensor_split", "sections"))
+def tensor_split_sections(x, sections, dim=0):
+    if sections <= 0:
+        raise RuntimeError(f"number of sections must be larger than 0, got {sections}")
+    dim = _dim(dim, x.ndim)
+    size, extra = divmod(x.shape[dim], int(sections))
+    sizes = [size + 1] * extra + [size] * (int(sections) - extra)
+    return tensor_split_indices(x, np.cumsum(sizes)[:-1].tolist(), dim)
+
+
+@register(*aten("tensor_split", "tensor_indices_or_sections"))
+def tensor_split_tensor(x, tensor_indices_or_sections, dim=0):
+    """The split points are values, so the output shapes are known only for a concrete tensor."""
+    points = tensor_indices_or_sections
+    if points.dtype != jnp.int64:
+        raise RuntimeError(
+            f"tensor_split expected tensor_indices_or_sections to have dtype of long, but got {points.dtype}"
+        )
+    if points.ndim > 1:
+        raise RuntimeError(
+            "tensor_split expected tensor_indices_or_sections to be a zero-dimensional or "
+            f"one-dimensional tensor, but got a tensor with {points.ndim} dims"
+        )
+    if isinstance(points, jax.core.Tracer):
+        raise TracingError(
+            "torchjax: torch.tensor_split with a tensor of split points has output shapes that "
+            "depend on that tensor's values, which XLA cannot compile: every shape must be known "
+            "while tracing.\nInstead: pass the split points as Python ints "
+            "(torch.tensor_split(x, [1, 2, 3]) or torch.tensor_split(x, 3))."
+        )
+    if points.ndim == 0:
+        return tensor_split_sections(x, int(points), dim)
+    return tensor_split_indices(x, np.asarray(points).tolist(), dim)
 
 
 @_view_and_copy("unbind", "int")

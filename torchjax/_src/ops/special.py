@@ -4,7 +4,9 @@ orthogonal polynomials, following the special cases of torch's ``ATen/native/Mat
 from __future__ import annotations
 
 import math
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 import torch
@@ -41,8 +43,6 @@ _UNARY = {
     "special_i0e": jss.i0e,
     "special_i1": jss.i1,
     "special_i1e": jss.i1e,
-    "special_modified_bessel_i0": jss.i0,
-    "special_modified_bessel_i1": jss.i1,
     "special_spherical_bessel_j0": _spherical_bessel_j0,
     "special_entr": jss.entr,
 }
@@ -62,9 +62,15 @@ for _prim, _fn in {
 
 
 def _hurwitz_zeta(x, q):
-    """Cephes' zeta(x, q) as torch has it: poles, domain errors, and negative q (integral x)."""
+    """Cephes' zeta(x, q) as torch has it: poles, domain errors, and negative q (integral x).
+
+    torch accumulates in double (CPU ``acc_type``): the shift below sums terms of alternating
+    sign for negative q, which cancel badly in float32."""
+    dtype = x.dtype
+    x, q = x.astype(jnp.float64), q.astype(jnp.float64)
     # jax's zeta needs q > 0; torch recurses zeta(x, q) = zeta(x, q + k) + sum_j<k (q + j)^-x.
-    k = jnp.where(q < 1, jnp.ceil(1 - q), 0).astype(jnp.int64)
+    # (integral q <= 0, -inf among them, are poles: no shift, or the loop would not end)
+    k = jnp.where((q < 1) & (q != jnp.floor(q)), jnp.ceil(1 - q), 0).astype(jnp.int64)
 
     def body(state):
         j, acc = state
@@ -78,7 +84,7 @@ def _hurwitz_zeta(x, q):
     int_q = q == jnp.floor(q)
     out = jnp.where((q < 0) & (x != jnp.floor(x)), jnp.nan, out)
     out = jnp.where((q <= 0) & int_q, jnp.inf, out)
-    return jnp.where(x == 1, jnp.inf, jnp.where(x < 1, jnp.nan, out))
+    return jnp.where(x == 1, jnp.inf, jnp.where(x < 1, jnp.nan, out)).astype(dtype)
 
 
 def _zeta(x, q):
@@ -100,16 +106,79 @@ register_pointwise(aten("igamma"), jss.gammainc, Kind.INT_TO_FLOAT)
 register_pointwise(aten("igammac"), jss.gammaincc, Kind.INT_TO_FLOAT)
 
 
+# Coefficients of torch's asymptotic digamma series (Cephes psi), highest degree first.
+_DIGAMMA_ASYMPTOTIC = (
+    8.33333333333333333333e-2, -2.10927960927960927961e-2, 7.57575757575757575758e-3, -4.16666666666666666667e-3,
+    3.96825396825396825397e-3, -8.33333333333333333333e-3, 8.33333333333333333333e-2,
+)  # fmt: skip
+_PSI_10 = 2.25175258906672110764
+
+
+def _digamma(x):
+    """torch's calc_digamma: reflection below 0, the recurrence up to 10, then the asymptotic series."""
+    negative = x < 0
+    # tan(pi * frac(x)) is more exact than tan(pi * x); torch takes it in float64 for float32 too
+    frac = (x - jnp.trunc(x)).astype(jnp.float64)
+    pi_over_tan = (math.pi / jnp.tan(math.pi * frac)).astype(x.dtype)
+    y = jnp.where(negative, 1 - x, x)
+    acc = jnp.zeros_like(y)
+    for _ in range(10):  # y > 0 reaches 10 in at most 10 steps
+        below = y < 10
+        acc = jnp.where(below, acc - 1 / y, acc)
+        y = jnp.where(below, y + 1, y)
+    z = 1 / (y * y)
+    series = jnp.zeros_like(z)
+    for c in _DIGAMMA_ASYMPTOTIC:
+        series = series * z + c
+    series = jnp.where(y < 1e17, z * series, 0.0)
+    out = jnp.where(y == 10, acc + _PSI_10, acc + jnp.log(y) - 0.5 / y - series)
+    out = jnp.where(negative, out - pi_over_tan, out)
+    out = jnp.where(negative & (x == jnp.trunc(x)), jnp.nan, out)
+    return jnp.where(x == 0, jnp.copysign(jnp.inf, -x), out)
+
+
+def _trigamma(x):
+    """torch's trigamma: reflection below 1/2, six recurrence steps, then the asymptotic series."""
+    pi = jnp.asarray(math.pi, x.dtype)
+    reflect = x < 0.5
+    sin_pi_x = jnp.sin(pi * x)
+    acc = jnp.where(reflect, -(pi * pi) / (sin_pi_x * sin_pi_x), 0.0)
+    y = jnp.where(reflect, 1 - x, x)
+    for _ in range(6):
+        acc = acc + 1 / (y * y)
+        y = y + 1
+    ixx = 1 / (y * y)
+    acc = acc + (1 + 1 / (2 * y) + ixx * (1 / 6 - ixx * (1 / 30 - ixx * (1 / 42)))) / y
+    return jnp.where(reflect, -acc, acc)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _polygamma(n: int, x):
+    """torch's polygamma: its own digamma and trigamma, then (-1)^(n+1) n! zeta(n + 1, x)."""
+    if n == 0:
+        return _digamma(x)
+    if n == 1:
+        return _trigamma(x)
+    sign = 1.0 if n % 2 else -1.0
+    return sign * math.factorial(n) * _hurwitz_zeta(jnp.full_like(x, n + 1), x)
+
+
+@_polygamma.defjvp
+def _polygamma_jvp(n, primals, tangents):
+    # the recurrences loop (zeta's shift is a while_loop), and d/dx psi_n = psi_(n+1) anyway
+    (x,), (t,) = primals, tangents
+    return _polygamma(n, x), _polygamma(n + 1, x) * t
+
+
+def digamma(x):
+    """torch's digamma of a floating array, differentiable to any order (trigamma, ...)."""
+    return _polygamma(0, x)
+
+
 @register(*aten("polygamma"))
 def polygamma(n, x):
     _, result = promote(x, kind=Kind.INT_TO_FLOAT)
-    x = x.astype(_opmath(result))
-    if n == 0:
-        # digamma: torch gives -inf at 0 (jax gives nan)
-        return jnp.where(x == 0, jnp.copysign(jnp.inf, -x), jss.digamma(x)).astype(result)
-    # torch: (-1)^(n+1) n! zeta(n + 1, x), with its zeta (valid for negative x too)
-    sign = 1.0 if n % 2 else -1.0
-    return (sign * math.factorial(n) * _hurwitz_zeta(jnp.full_like(x, n + 1), x)).astype(result)
+    return _polygamma(n, x.astype(_opmath(result))).astype(result)
 
 
 @register(*aten("mvlgamma"))
