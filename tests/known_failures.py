@@ -83,7 +83,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float32,
     ): "torchjax._src.errors.TracingError: torchjax: torch.equal returns a Python bool, which JAX cannot know while it traces; write (a == b).all() to keep th…",
-    ("grid_sampler_2d", "forward", torch.bfloat16): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
         "item",
         "forward",
@@ -188,7 +187,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "vmap",
         torch.float32,
     ): "torchjax._src.errors.TracingError: torchjax: the traced code needs a tensor's value as a Python number (aten._local_scalar_dense.default), which JAX c…",
-    ("nn.functional.grid_sample", "forward", torch.bfloat16): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
         "nn.functional.multi_head_attention_forward",
         "forward",

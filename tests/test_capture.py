@@ -176,3 +176,34 @@ def test_unsupported_op_error_names_module_path():
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sequential(Inner()))
     with pytest.raises(torchjax.UnsupportedOpError, match=r"called in module: 1\.0 \(Inner\)"):
         torchjax.jit(model)(torch.ones(2))
+
+
+def test_global_read_by_a_called_function_is_not_baked_into_a_stale_program():
+    ns: dict = {}
+    exec(
+        "k = 1.0\ndef f(x):\n    return (x * k).sum()\ndef outer(x):\n    return f(x) * 1.0\n",
+        ns,
+    )
+    g = torchjax.func.grad(ns["outer"])
+    x = torch.ones(3)
+    assert g(x).tolist() == [1.0, 1.0, 1.0]
+    ns["k"] = 2.0  # a Python number is a constant of the compiled program: a new key
+    assert g(x).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_lambdas_recreated_in_a_loop_get_their_own_programs():
+    x = torch.ones(3)
+    got = []
+    for k in (1.0, 2.0, 3.0, 4.0):
+        f = lambda x, k=k: (x * k).sum()
+        got.append(torchjax.func.grad(lambda x: f(x))(x)[0].item())
+    assert got == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_size_outputs_stay_sizes_with_transformers_loaded():
+    import transformers  # noqa: F401  (torchjax's HF cache conversion walks every output once it is loaded)
+
+    f = torchjax.jit(lambda x: (x.shape, torch.broadcast_shapes(x.shape, (3, 1, 1)), torch.Size([])))
+    got = f(torch.ones(2, 2))
+    assert all(type(s) is torch.Size for s in got)
+    assert got == (torch.Size([2, 2]), torch.Size([3, 2, 2]), torch.Size([]))

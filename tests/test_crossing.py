@@ -103,3 +103,15 @@ def test_empty_and_scalar_tensors():
 def test_bad_input_is_named():
     with pytest.raises(TypeError, match=r"expected a torch\.Tensor"):
         torchjax._src.crossing.tensor_to_jax([1, 2])
+
+
+def test_repeated_crossing_reuses_the_array_until_the_tensor_changes():
+    t = torch.ones(4)
+    a = torchjax.to_jax_array(t)
+    assert torchjax.to_jax_array(t) is a  # unchanged: not crossed again
+    t.add_(1)  # bumps the version counter
+    b = torchjax.to_jax_array(t)
+    assert b is not a and float(b[0]) == 2.0
+    b.delete()  # e.g. donated to a jitted step
+    c = torchjax.to_jax_array(t)
+    assert not c.is_deleted() and float(c[0]) == 2.0

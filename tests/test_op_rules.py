@@ -30,3 +30,26 @@ def test_fractional_max_pool_given_samples(op, shape, kernel, output, dtype):
     assert torch.equal(got[1], want[1])  # the argmax indices
     grad = torchjax.func.grad(lambda x: f(x, samples)[0].square().sum())(x)
     torch.testing.assert_close(grad, torch.func.grad(lambda x: f(x, samples)[0].square().sum())(x))
+
+
+def test_op_that_writes_an_argument_updates_it():
+    # rrelu_with_noise writes the slopes it draws into `noise`; the in-place form also `self`
+    x = torch.randn(64)
+    noise = torch.zeros(64)
+    out = torchjax.jit(lambda x, n: torch.ops.aten.rrelu_with_noise(x, n, 0.1, 0.3, True))(x, noise)
+    torch.testing.assert_close(out, torch.where(x <= 0, x * noise, x))
+    assert ((noise[x <= 0] >= 0.1) & (noise[x <= 0] <= 0.3)).all() and (noise[x > 0] == 1).all()
+    y = x.clone()
+    back = torchjax.jit(lambda y: torch.nn.functional.rrelu(y, training=True, inplace=True))(y)
+    assert torch.equal(back, y) and not torch.equal(y, x) and torch.equal(y[x > 0], x[x > 0])
+
+
+def test_native_batch_norm_legit_updates_running_stats():
+    bn, ref = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    x = torch.randn(5, 3)
+    want = ref.train()(x)
+    op = torch.ops.aten._native_batch_norm_legit
+    got = torchjax.jit(lambda t: op(t, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, 0.1, 1e-5)[0])(x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(bn.running_var, ref.running_var)

@@ -252,8 +252,8 @@ class CrossingCache:
         key = id(t)
         sig = (t._version, t.data_ptr() if t.numel() else 0, t.shape, t.stride(), t.dtype)
         hit = self._entries.get(key)
-        if hit is not None and hit[0]() is t and hit[1] == sig:
-            return hit[2]
+        if hit is not None and hit[0]() is t and hit[1] == sig and not hit[2].is_deleted():
+            return hit[2]  # (an array the user donated to a jit or deleted is crossed anew)
         arr = tensor_to_jax(t)
         if t.numel() == 0 or _buffer_pointer(arr) != t.data_ptr():
             # a copy: caching it could serve a stale value after a write through `.data`

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch
 from torch.utils import _pytree as pytree
 
 _traced_cls: Any = None
@@ -72,4 +73,4 @@ def convert_caches(tree):
             return new
         return x
 
-    return pytree.tree_map(one, tree)
+    return pytree.tree_map(one, tree, is_leaf=lambda x: type(x) is torch.Size)  # keep a Size whole

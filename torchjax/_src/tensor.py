@@ -255,6 +255,43 @@ def _functional_of(func):
     return None
 
 
+def _functional_twin(func):
+    """``aten.<op>_functional``, torch's functionalized form of an op that mutates some of
+    its arguments (``rrelu_with_noise`` writes ``noise``, ``_native_batch_norm_legit`` the
+    running stats), if it exists and has a rule: it returns the op's outputs followed by
+    the new value of each argument the op writes. Also for the in-place form of such an
+    op (``rrelu_with_noise_``), whose result is written into ``self`` as well."""
+    name = func._overloadpacket.__name__
+    inplace = name.endswith("_")
+    packet = getattr(aten, name.rstrip("_") + "_functional", None)
+    if packet is None or func._overloadname not in packet.overloads():
+        return None
+    twin = getattr(packet, func._overloadname)
+    schema = func._schema
+    writes = [a for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write]
+    aliased_return = any(r.alias_info is not None for r in schema.returns)
+    expected = len(writes) if inplace else len(schema.returns) + len(writes)
+    if lookup(twin) is None or aliased_return != inplace or len(twin._schema.returns) != expected:
+        return None
+    return twin
+
+
+def _run_functionalized(func, twin, args, kwargs):
+    schema = func._schema
+    result = dispatch(twin, args, kwargs)
+    result = result if isinstance(result, (list, tuple)) else (result,)
+    written = [i for i, a in enumerate(schema.arguments) if a.alias_info is not None and a.alias_info.is_write]
+    targets = [args[i] if i < len(args) else kwargs.get(schema.arguments[i].name) for i in written]
+    inplace = any(r.alias_info is not None for r in schema.returns)
+    n_out = 0 if inplace else len(schema.returns)  # in place: self's new value is the first output
+    for target, new in zip(targets, result[n_out:]):
+        if isinstance(target, torch.Tensor):
+            lift(target).set_value(new.value)
+    if inplace:
+        return targets[0]
+    return result[0] if n_out == 1 else tuple(result[:n_out])
+
+
 def _decompose(func, args, kwargs):
     from torch._decomp import decomposition_table
 
@@ -404,6 +441,9 @@ def dispatch(func, args, kwargs):
             return _call_rule(func, args, kwargs)
         functional = _functional_of(func)
         if functional is None:
+            twin = _functional_twin(func)
+            if twin is not None:
+                return _run_functionalized(func, twin, args, kwargs)
             out = _decompose(func, args, kwargs)
             if out is NotImplemented:
                 raise unsupported(func)

@@ -235,12 +235,8 @@ def rrelu_with_noise_functional(self, noise, lower=0.125, upper=1 / 3, training=
     return out, noise if slopes is None else slopes.astype(noise.dtype)
 
 
-@register(*aten("rrelu_with_noise"))
-def rrelu_with_noise(self, noise, lower=0.125, upper=1 / 3, training=False, generator=None):
-    # The schema writes the drawn slopes into ``noise``, but a rule cannot reach the
-    # tensor; only torch's own backward (rrelu_with_noise_backward) reads them, and JAX
-    # differentiates the output directly, so the output is what matters here.
-    return _rrelu(self, lower, upper, training)[0]
+# rrelu_with_noise itself (which writes the drawn slopes into ``noise``) is run by the
+# dispatcher through this functional form, with the write applied to ``noise``.
 
 
 # --------------------------------------------------------------------------- attention

@@ -559,7 +559,7 @@ def fractional_max_pool3d(self, kernel_size, output_size, random_samples):
 
 # --------------------------------------------------------------------------- grid sampling
 
-_BILINEAR, _NEAREST = 0, 1
+_BILINEAR, _NEAREST, _BICUBIC = 0, 1, 2
 _ZEROS, _BORDER, _REFLECTION = 0, 1, 2
 
 
@@ -581,10 +581,17 @@ def _reflect_coordinates(c, twice_low, twice_high):
 
 def _source_index(coord, size, padding_mode, align_corners):
     """torch's grid_sampler_compute_source_index: [-1, 1] -> pixel coordinates, padded."""
+    return _pad_coordinates(_unnormalize(coord, size, align_corners), size, padding_mode, align_corners)
+
+
+def _unnormalize(coord, size, align_corners):
     if align_corners:
-        c = (coord + 1) / 2 * (size - 1)
-    else:
-        c = ((coord + 1) * size - 1) / 2
+        return (coord + 1) / 2 * (size - 1)
+    return ((coord + 1) * size - 1) / 2
+
+
+def _pad_coordinates(c, size, padding_mode, align_corners):
+    """torch's compute_coordinates: pixel coordinates under the padding mode."""
     if padding_mode == _BORDER:
         c = _clip_coordinates(c, size)
     elif padding_mode == _REFLECTION:
@@ -635,3 +642,44 @@ def _grid_sample(input, grid, interpolation_mode, padding_mode, align_corners):
 @register(*aten("grid_sampler_3d"))
 def grid_sampler_3d(input, grid, interpolation_mode, padding_mode, align_corners):
     return _grid_sample(input, grid, interpolation_mode, padding_mode, align_corners)
+
+
+@register(*aten("grid_sampler_2d"))
+def grid_sampler_2d(input, grid, interpolation_mode, padding_mode, align_corners):
+    if interpolation_mode == _BICUBIC:
+        return _grid_sample_bicubic(input, grid, padding_mode, align_corners)
+    return _grid_sample(input, grid, interpolation_mode, padding_mode, align_corners)
+
+
+def _cubic_coefficients(t):
+    """torch's get_cubic_upsample_coefficients (cubic convolution, A = -0.75) at offset t."""
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return far(t + 1), near(t), near(1 - t), far(2 - t)
+
+
+def _grid_sample_bicubic(input, grid, padding_mode, align_corners):
+    """torch's bicubic grid sampling: a 4x4 neighbourhood, padding applied to each tap."""
+    h, w = input.shape[2:]
+    x = _unnormalize(grid[..., 0], w, align_corners)
+    y = _unnormalize(grid[..., 1], h, align_corners)
+    x0, y0 = jnp.floor(x), jnp.floor(y)
+    cx, cy = _cubic_coefficients(x - x0), _cubic_coefficients(y - y0)
+    out = jnp.zeros((), input.dtype)
+    for i in range(4):
+        for j in range(4):
+            px = lax.stop_gradient(_pad_coordinates(x0 - 1 + j, w, padding_mode, align_corners))
+            py = lax.stop_gradient(_pad_coordinates(y0 - 1 + i, h, padding_mode, align_corners))
+            inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+            ix = jnp.where(inside, px, 0).astype(jnp.int32)
+            iy = jnp.where(inside, py, 0).astype(jnp.int32)
+            values = jax.vmap(lambda img, a, b: img[:, a, b])(input, iy, ix)  # (N, C, *out)
+            weight = (cx[j] * cy[i])[:, None]
+            out = out + jnp.where(inside[:, None], values * weight, 0)
+    return out.astype(input.dtype)

@@ -30,28 +30,64 @@ def fn_name(fn: Callable) -> str:
     return getattr(fn, "__name__", repr(fn))
 
 
-def fn_key(fn: Callable) -> Any:
-    """A hashable key equal for equivalent callables (a lambda re-created in a loop)."""
+class _Same:
+    """An identity token for a key: equal only to a token of the very same object, and
+    holding that object, so that its id cannot be reused by a new object while the key
+    lives (a freed lambda's address is often the next lambda's)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is _Same and other.obj is self.obj
+
+
+_KEY_DEPTH = 4  # how deep functions reached through globals and closures are keyed
+
+
+def fn_key(fn: Callable, depth: int = 0) -> Any:
+    """A hashable key equal for equivalent callables (a lambda re-created in a loop).
+
+    Closure cells, the globals the code names and the defaults are part of the key, by
+    identity; a plain function found among them is keyed the same way (to a few levels),
+    so ``lambda x: f(x)`` does not reuse a program after ``f``'s own globals changed.
+    """
     if isinstance(fn, functools.partial):
-        return ("partial", fn_key(fn.func), tuple(id(a) for a in fn.args),
-                tuple((k, id(v)) for k, v in sorted(fn.keywords.items())))  # fmt: skip
+        return ("partial", fn_key(fn.func, depth), tuple(_Same(a) for a in fn.args),
+                tuple((k, _Same(v)) for k, v in sorted(fn.keywords.items())))  # fmt: skip
     if isinstance(fn, types.FunctionType):
-        cells = []
+        values = []
         for c in fn.__closure__ or ():
             try:
-                cells.append(id(c.cell_contents))
-            except ValueError:
-                cells.append(id(c))
-        # Globals the code names are part of the key too: a module-level lambda re-created
-        # with another value of a global it reads must not hit the first one's program.
+                values.append(c.cell_contents)
+            except ValueError:  # an empty cell (a name bound later)
+                values.append(c)
         g = fn.__globals__
-        names = tuple(id(g[n]) for n in fn.__code__.co_names if n in g)
-        return ("fn", fn.__code__, tuple(cells), names, id(fn.__defaults__), id(fn.__kwdefaults__))
+        values += [g[n] for n in _global_names(fn.__code__) if n in g]
+        parts = tuple(
+            fn_key(v, depth + 1) if type(v) is types.FunctionType and depth < _KEY_DEPTH else _Same(v) for v in values
+        )
+        return ("fn", fn.__code__, parts, _Same(fn.__defaults__), _Same(fn.__kwdefaults__))
     if isinstance(fn, types.MethodType):
-        return ("method", id(fn.__self__), fn_key(fn.__func__))
+        return ("method", _Same(fn.__self__), fn_key(fn.__func__, depth))
     if isinstance(fn, Transform):
-        return ("transform", type(fn), fn_key(fn.fn), fn.config_key())
-    return ("obj", id(fn))
+        return ("transform", type(fn), fn_key(fn.fn, depth), fn.config_key())
+    return ("obj", _Same(fn))
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """The names a code object and the functions nested in it may read as globals."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return tuple(dict.fromkeys(names))
 
 
 class _LRU:
