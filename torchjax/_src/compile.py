@@ -206,7 +206,7 @@ class Compiled:
         """Run a prepared call: compile its signature once (with ``plan_key``, what the
         transform derived from it), then execute."""
         if call.sig is None:
-            bad = next(x for _, (_, x) in call.static() if not _hashable(x))
+            bad = next(x for x in call.leaves if not _is_dynamic(x) and not _hashable(_static_key(x)))
             raise TypeError(
                 f"{self.name}: an argument of type {type(bad).__name__} is neither a tensor nor "
                 "hashable; torchjax compiles non-tensor arguments in as constants, so they must be hashable"
