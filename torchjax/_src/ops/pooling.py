@@ -7,6 +7,7 @@ gradient flows to exactly the element torch picks.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from functools import partial
@@ -607,18 +608,23 @@ def _all(masks):
     return out
 
 
+def _gather_taps(input, positions):
+    """``input`` (N, C, *spatial) at integer ``positions`` (one (N, *out) array per spatial
+    dim): the values (N, C, *out), and where the taps fall inside (N, 1, *out)."""
+    spatial = input.shape[2:]
+    inside = _all([(p >= 0) & (p < s) for p, s in zip(positions, spatial)])
+    safe = [jnp.where(inside, p, 0).astype(jnp.int32) for p in positions]
+    values = jax.vmap(lambda img, *idx: img[(slice(None), *idx)])(input, *safe)
+    return values, inside[:, None]
+
+
 def _grid_sample(input, grid, interpolation_mode, padding_mode, align_corners):
     """Sample (N, C, *spatial) at grid (N, *out, n) whose last axis is (x, y[, z]): x indexes the last dim."""
     n = grid.shape[-1]
     spatial = input.shape[2:]
     # coords[i] indexes spatial dim i (grid's coordinates come in reverse order)
     coords = [_source_index(grid[..., n - 1 - i], spatial[i], padding_mode, align_corners) for i in range(n)]
-
-    def gather(positions):
-        inside = _all([(p >= 0) & (p < s) for p, s in zip(positions, spatial)])
-        safe = [jnp.where(inside, p, 0).astype(jnp.int32) for p in positions]
-        values = jax.vmap(lambda img, *idx: img[(slice(None), *idx)])(input, *safe)  # (N, C, *out)
-        return values, inside[:, None]
+    gather = functools.partial(_gather_taps, input)
 
     if interpolation_mode == _NEAREST:
         values, inside = gather([jnp.round(c) for c in coords])  # nearbyint: half to even
@@ -676,10 +682,6 @@ def _grid_sample_bicubic(input, grid, padding_mode, align_corners):
         for j in range(4):
             px = lax.stop_gradient(_pad_coordinates(x0 - 1 + j, w, padding_mode, align_corners))
             py = lax.stop_gradient(_pad_coordinates(y0 - 1 + i, h, padding_mode, align_corners))
-            inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-            ix = jnp.where(inside, px, 0).astype(jnp.int32)
-            iy = jnp.where(inside, py, 0).astype(jnp.int32)
-            values = jax.vmap(lambda img, a, b: img[:, a, b])(input, iy, ix)  # (N, C, *out)
-            weight = (cx[j] * cy[i])[:, None]
-            out = out + jnp.where(inside[:, None], values * weight, 0)
+            values, inside = _gather_taps(input, [py, px])
+            out = out + jnp.where(inside, values * (cx[j] * cy[i])[:, None], 0)
     return out.astype(input.dtype)
