@@ -1,13 +1,15 @@
 """Timing: first call apart, warm-up, then contenders interleaved round by round.
 
-Interleaving (A B C A B C ...) spreads any drift of the machine (other processes,
-frequency changes) over all contenders alike, so ratios within one run stay fair
-even when absolute times are noisy.
+Interleaving (A B C, C A B, B C A, ...: every contender once per round, in a shuffled
+order) spreads any drift of the machine (other processes, frequency changes) and what
+one contender leaves behind for the next (caches, freed memory) over all contenders
+alike, so ratios within one run stay fair even when absolute times are noisy.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import time
 import traceback
@@ -138,10 +140,14 @@ def measure(case: Case, *, warmup: int, min_repeats: int, max_repeats: int, budg
     batch = {name: _batch_size(case.contenders[name]) for name in live}
     gc.collect()  # garbage left by earlier cases is not this case's cost
     start = time.perf_counter()
+    order = random.Random(0)  # seeded: the same orders on every run
     for rounds in range(max_repeats):
         if rounds >= min_repeats and time.perf_counter() - start > budget_s:
             break
-        for name in live:
+        # A new order each round: whoever runs right after torch.func finds the memory it
+        # freed handed back to the OS and pays the page faults of getting it again, so no
+        # contender may always be the one that follows it.
+        for name in order.sample(live, len(live)):
             timings[name].times_ms.append(_timed_batch(case.contenders[name], batch[name]))
     note = case.note(outputs) if case.note and outputs else ""
     return Result(case, timings, note)

@@ -81,8 +81,10 @@ def markdown(results: list[Result], header: dict[str, str], settings: str) -> st
     lines += [
         "## How to read this",
         "",
-        "- Times are medians over rounds in which the contenders ran interleaved "
-        "(torch.func, torchjax, jax, torch.func, …) after warm-up, with min-max in parentheses. "
+        "- Times are medians over rounds in which the contenders ran interleaved, each once per "
+        "round in a shuffled (seeded) order, after warm-up, with min-max in parentheses. The "
+        "order changes because whoever runs right after torch.func pays page faults for the "
+        "memory torch has just handed back to the OS. "
         "Calls shorter than 2 ms are timed in back-to-back batches (each call waited for) and a "
         "round's sample is the batch mean; longer calls are timed one by one.",
         "- A ratio above 1 means the contender is faster than torch.func in the same run.",

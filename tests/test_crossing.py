@@ -115,3 +115,47 @@ def test_repeated_crossing_reuses_the_array_until_the_tensor_changes():
     b.delete()  # e.g. donated to a jitted step
     c = torchjax.to_jax_array(t)
     assert not c.is_deleted() and float(c[0]) == 2.0
+
+
+def _square_sum(x):
+    return (x * x).sum()
+
+
+@pytest.mark.parametrize("change", ["add_", "copy_", "data", "set_"])
+def test_an_argument_passed_again_is_read_afresh_after_a_change(change):
+    # From its second call on, a tensor passed again at the same position goes through
+    # the crossing cache: whatever changed it must still be seen.
+    grad = torchjax.func.grad(_square_sum)
+    x = torch.ones(4)
+    for _ in range(3):
+        torch.testing.assert_close(grad(x), 2 * x)
+    if change == "add_":
+        x.add_(1)
+    elif change == "copy_":
+        x.copy_(torch.arange(4.0))
+    elif change == "data":
+        x.data = torch.full((4,), 5.0)
+    else:
+        x.set_(torch.full((6,), 3.0))
+    torch.testing.assert_close(grad(x), 2 * x)
+
+
+def test_an_argument_written_by_the_call_is_read_afresh_next_call():
+    def bump(x):
+        x.add_(1)
+        return x.sum()
+
+    f = torchjax.func.functionalize(bump)
+    x = torch.zeros(3)
+    sums = [float(f(x)) for _ in range(4)]
+    assert sums == [3.0, 6.0, 9.0, 12.0] and x.tolist() == [4.0, 4.0, 4.0]
+
+
+def test_a_float64_program_keeps_float64_inputs_with_x64_off():
+    assert not jax.config.jax_enable_x64
+    grad = torchjax.func.grad(_square_sum)
+    x = torch.randn(5, dtype=torch.float64)
+    for _ in range(3):  # first call, a new NumPy view, then the crossing cache
+        out = grad(x)
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, 2 * x, rtol=1e-15, atol=0)

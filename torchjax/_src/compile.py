@@ -13,7 +13,8 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -22,7 +23,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from .capture import Capture, Context, TraceResult, is_size, seed_from_torch, write_back
-from .crossing import ARRAY_TYPE, array_to_torch, crossing_cache, tensor_to_jax
+from .crossing import ARRAY_TYPE, array_to_torch, crossing_cache, numpy_view_ok, numpy_view_to_torch, tensor_to_jax
 
 Body = Callable[[Context, tuple, dict], TraceResult]
 
@@ -120,26 +121,39 @@ _NUMPY_DTYPES = {
 
 
 def _to_jax_leaf(x):
-    if isinstance(x, torch.Tensor):
-        if (
-            type(x) in _PLAIN
-            and x.device.type == "cpu"
-            and x.dtype in _NUMPY_DTYPES
-            and not (x.is_conj() or x.is_neg())
-        ):
+    t = type(x)
+    if t is torch.Tensor or t is torch.nn.Parameter:
+        if x.is_cpu and x.dtype in _NUMPY_DTYPES and not (x.is_conj() or x.is_neg()):
             return (x.detach() if x.requires_grad else x).numpy()
+        return crossing_cache.get(x) if x.is_leaf or not x.requires_grad else tensor_to_jax(x)
+    if isinstance(x, torch.Tensor):
         return crossing_cache.get(x) if x.is_leaf or not x.requires_grad else tensor_to_jax(x)
     return x
 
 
-@dataclass(slots=True)
 class Prepared:
-    """A call flattened once: its leaves, where the tensors are, and its signature."""
+    """A call flattened once: its leaves, where the tensors are, and its signature.
 
-    leaves: list
-    spec: Any
-    dyn_pos: list[int]
-    sig: Any
+    The torch pytree spec is only needed to trace; it is looked up when first asked for.
+    """
+
+    __slots__ = ("_spec", "args", "dyn_pos", "kwargs", "leaves", "sig")
+
+    def __init__(self, leaves: list, spec: Any, dyn_pos: list[int], sig: Any, args=None, kwargs=None):
+        self.leaves, self._spec, self.dyn_pos, self.sig = leaves, spec, dyn_pos, sig
+        self.args, self.kwargs = args, kwargs
+
+    @property
+    def spec(self) -> Any:
+        if self._spec is None:
+            structure = self.sig[0]
+            spec = _SPECS.get(structure)
+            if spec is None:
+                if len(_SPECS) > 4096:
+                    _SPECS.clear()
+                spec = _SPECS[structure] = pytree.tree_flatten((self.args, self.kwargs))[1]
+            self._spec = spec
+        return self._spec
 
     def static(self) -> tuple:
         return tuple((i, _static_key(x)) for i, x in enumerate(self.leaves) if not _is_dynamic(x))
@@ -157,18 +171,68 @@ class _Entry:
     out_static: dict[int, Any]
     arg_update_slots: list[int]
     captured_update_slots: list[int]
+    # whether an input is 64-bit: the executable is then called with jax_enable_x64 on,
+    # so that NumPy inputs keep their dtype (float32 programs skip that context)
+    x64: bool = True
+    # whether every output is a CPU array of a dtype NumPy holds: such outputs cross to
+    # torch as NumPy views without further checks (None until the first run tells)
+    numpy_out: bool | None = None
+    # the previous call's tensor inputs (weak references), to spot a tensor passed again
+    last: list = field(default_factory=list)
+
+    def inputs(self, leaves: list, dyn_pos: list[int]) -> list:
+        """The call's tensors as executable inputs.
+
+        A tensor passed at the same position on the previous call too (the same object:
+        fixed inputs, weights passed as arguments) goes through the crossing cache, so
+        while unchanged it is not crossed again; a tensor met once (a new batch) enters
+        as a NumPy view, which costs less than making a cache entry for it.
+        """
+        last = self.last
+        if len(last) != len(dyn_pos):
+            last[:] = [None] * len(dyn_pos)
+        vals = []
+        for j, i in enumerate(dyn_pos):
+            x = leaves[i]
+            ref = last[j]
+            if ref is not None and ref() is x and (x.is_leaf or not x.requires_grad):
+                vals.append(crossing_cache.get(x))
+                continue
+            vals.append(_to_jax_leaf(x))
+            last[j] = weakref.ref(x) if isinstance(x, torch.Tensor) else None
+        return vals
+
+    def outputs(self, out_arrays: list, to_torch: bool) -> Any:
+        """The call's result: the output arrays put back into the traced output structure."""
+        if to_torch:
+            if self.numpy_out is None:
+                self.numpy_out = all(type(a) is ARRAY_TYPE and numpy_view_ok(a) for a in out_arrays)
+            if self.numpy_out:
+                out_arrays = [numpy_view_to_torch(a) for a in out_arrays]
+            else:
+                out_arrays = [array_to_torch(a) for a in out_arrays]
+        if not self.out_static and self.out_spec.is_leaf():
+            return out_arrays[0]
+        out_leaves = []
+        it = iter(out_arrays)
+        for i in range(len(out_arrays) + len(self.out_static)):
+            out_leaves.append(self.out_static[i] if i in self.out_static else next(it))
+        return pytree.tree_unflatten(out_leaves, self.out_spec)
 
 
 class Compiled:
     """The compiled executables of one captured callable, one per signature."""
 
-    def __init__(self, capture: Capture, name: str):
+    def __init__(self, capture: Capture, name: str, held: Any = ()):
         self.capture = capture
         self.name = name
+        self.held = held  # objects the cache key names by id, kept alive with it
         self._cache: dict[Any, _Entry] = {}
         # A transform's plan (validation + what it derives from the call) is a function of
         # the call's signature: computed once per signature, then looked up.
         self.plans: dict[Any, Any] = {}
+        # signature -> (plan, entry): a repeated call finds both with one lookup
+        self.hot: dict[Any, tuple] = {}
         self._static_variants: dict[Any, set] = {}
         self._warned = False
 
@@ -182,12 +246,7 @@ class Compiled:
         except _Slow:
             pass
         else:
-            spec = _SPECS.get(structure)
-            if spec is None:
-                if len(_SPECS) > 4096:
-                    _SPECS.clear()
-                spec = _SPECS[structure] = pytree.tree_flatten((args, kwargs))[1]
-            return Prepared(leaves, spec, dyn_pos, (structure, transform_key))
+            return Prepared(leaves, None, dyn_pos, (structure, transform_key), args, kwargs)
         leaves, spec = pytree.tree_flatten((args, kwargs))
         dyn_pos = [i for i, x in enumerate(leaves) if _is_dynamic(x)]
         static = tuple((i, _static_key(x)) for i, x in enumerate(leaves) if not _is_dynamic(x))
@@ -211,41 +270,47 @@ class Compiled:
                 f"{self.name}: an argument of type {type(bad).__name__} is neither a tensor nor "
                 "hashable; torchjax compiles non-tensor arguments in as constants, so they must be hashable"
             )
-        leaves, dyn_pos = call.leaves, call.dyn_pos
-        dyn_vals = [_to_jax_leaf(leaves[i]) for i in dyn_pos]
         key = (call.sig, plan_key)
+        eager = jit_disabled()
+        entry = None if eager else self._cache.get(key)
+        if entry is None:
+            leaves, dyn_pos = call.leaves, call.dyn_pos
+            dyn_vals = [_to_jax_leaf(leaves[i]) for i in dyn_pos]
+            with jax.enable_x64(True):
+                entry, result = self._trace(body, leaves, call.spec, dyn_pos, dyn_vals, eager=eager)
+            if eager:
+                self._write_back(entry, call, result[1], result[2])
+                return entry.outputs(result[0], to_torch)
+            self._cache[key] = entry
+            self._note_variant((call.shape_signature(), plan_key), call.static())
+        return self.execute(entry, call, to_torch)
 
-        with jax.enable_x64(True):
-            if jit_disabled():
-                entry, result = self._trace(body, leaves, call.spec, dyn_pos, dyn_vals, eager=True)
-            else:
-                entry = self._cache.get(key)
-                if entry is None:
-                    entry, _ = self._trace(body, leaves, call.spec, dyn_pos, dyn_vals, eager=False)
-                    self._cache[key] = entry
-                    self._note_variant((call.shape_signature(), plan_key), call.static())
-                cvals = self.capture.captured_values(entry.n_captured)
-                seed = seed_from_torch() if entry.used_random else _NO_SEED
-                result = entry.executable(cvals, seed, dyn_vals)
-            out_arrays, arg_updates, cap_updates = result
+    def entry(self, sig: Any, plan_key: Any) -> _Entry | None:
+        """The compiled entry of a signature, if there is one."""
+        return self._cache.get((sig, plan_key))
 
-            for slot, value in zip(entry.arg_update_slots, arg_updates):
-                target = leaves[dyn_pos[slot]]
-                if isinstance(target, torch.Tensor):
-                    write_back(target, value)
-            for slot, value in zip(entry.captured_update_slots, cap_updates):
-                write_back(self.capture.captured[slot], value)
+    def execute(self, entry: _Entry, call: Prepared, to_torch: bool = True):
+        """One call of a compiled entry: inputs in, writes to inputs and captured tensors
+        applied, outputs out."""
+        dyn_vals = entry.inputs(call.leaves, call.dyn_pos)
+        cvals = self.capture.captured_values(entry.n_captured)
+        seed = seed_from_torch() if entry.used_random else _NO_SEED
+        if entry.x64:
+            with jax.enable_x64(True):
+                out_arrays, arg_updates, cap_updates = entry.executable(cvals, seed, dyn_vals)
+        else:
+            out_arrays, arg_updates, cap_updates = entry.executable(cvals, seed, dyn_vals)
+        if arg_updates or cap_updates:
+            self._write_back(entry, call, arg_updates, cap_updates)
+        return entry.outputs(out_arrays, to_torch)
 
-        if not entry.out_static and entry.out_spec.is_leaf():
-            (value,) = out_arrays
-            return array_to_torch(value) if to_torch else value
-        out_leaves = []
-        it = iter(out_arrays)
-        for i in range(len(out_arrays) + len(entry.out_static)):
-            out_leaves.append(entry.out_static[i] if i in entry.out_static else next(it))
-        if to_torch:
-            out_leaves = [array_to_torch(x) if isinstance(x, jax.Array) else x for x in out_leaves]
-        return pytree.tree_unflatten(out_leaves, entry.out_spec)
+    def _write_back(self, entry: _Entry, call: Prepared, arg_updates: list, cap_updates: list) -> None:
+        for slot, value in zip(entry.arg_update_slots, arg_updates):
+            target = call.leaves[call.dyn_pos[slot]]
+            if isinstance(target, torch.Tensor):
+                write_back(target, value)
+        for slot, value in zip(entry.captured_update_slots, cap_updates):
+            write_back(self.capture.captured[slot], value)
 
     def _trace(self, body, leaves, spec, dyn_pos, dyn_vals, *, eager: bool):
         meta: dict[str, Any] = {}
@@ -283,6 +348,7 @@ class Compiled:
         else:  # pragma: no cover - a function that meets new tensors on every trace
             raise RuntimeError(f"{self.name}: the captured tensors kept changing between traces")
         entry = _Entry(
+            x64=any(_is_64_bit(v.dtype) for v in (*cvals, *dyn_vals)),
             executable=None if eager else traced.lower().compile(),
             n_captured=len(cvals),
             used_random=meta["used_random"],
@@ -310,6 +376,13 @@ class Compiled:
 
     def cache_size(self) -> int:
         return len(self._cache)
+
+
+_64_BIT = {np.dtype(d) for d in ("float64", "int64", "uint64", "complex128")}
+
+
+def _is_64_bit(dtype) -> bool:
+    return np.dtype(dtype) in _64_BIT
 
 
 def _hashable(x) -> bool:

@@ -69,7 +69,7 @@ def _replace(args: tuple, argnums: tuple[int, ...], values) -> tuple:
 class _Differentiating(Transform):
     """Differentiation transforms fall back to torch.func on data-dependent Python control flow."""
 
-    _eager_fallback: set = set()
+    _eager_fallback: dict = {}  # FnKey.key -> FnKey.held (keeps the ids in the key valid)
 
     def torch_func_equivalent(self) -> Callable:
         raise NotImplementedError
@@ -78,7 +78,7 @@ class _Differentiating(Transform):
         if current_context() is not None:
             return self._inner(self.plan(args, kwargs), args, kwargs)
         key = fn_key(self)
-        if key in _Differentiating._eager_fallback:
+        if key.key in _Differentiating._eager_fallback:
             return self.torch_func_equivalent()(*args, **kwargs)
         try:
             return self._top(key, args, kwargs)
@@ -89,7 +89,7 @@ class _Differentiating(Transform):
                 RuntimeWarning,
                 stacklevel=2,
             )
-            _Differentiating._eager_fallback.add(key)
+            _Differentiating._eager_fallback[key.key] = key.held
             return self.torch_func_equivalent()(*args, **kwargs)
 
 

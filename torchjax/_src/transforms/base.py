@@ -20,7 +20,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ..capture import Capture, Context, TraceResult, is_array, run_traced
-from ..compile import Compiled
+from ..compile import Compiled, jit_disabled
 from ..tensor import JaxTensor, array_of, current_context, lift
 
 
@@ -30,64 +30,86 @@ def fn_name(fn: Callable) -> str:
     return getattr(fn, "__name__", repr(fn))
 
 
-class _Same:
-    """An identity token for a key: equal only to a token of the very same object, and
-    holding that object, so that its id cannot be reused by a new object while the key
-    lives (a freed lambda's address is often the next lambda's)."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is _Same and other.obj is self.obj
-
-
 _KEY_DEPTH = 4  # how deep functions reached through globals and closures are keyed
 
 
-def fn_key(fn: Callable, depth: int = 0) -> Any:
-    """A hashable key equal for equivalent callables (a lambda re-created in a loop).
+class FnKey:
+    """A callable's cache key and the objects it names by identity.
+
+    ``key`` is a nested tuple of ints (object ids) and plain values: cheap to hash and
+    compare on every call. An id alone could be reused by a new object once the old one
+    is freed (a freed lambda's address is often the next lambda's), so whatever stores
+    ``key`` also stores ``held``, which keeps those objects alive for as long as the
+    key is stored: while it is, no other live object can have their ids.
+    """
+
+    __slots__ = ("held", "key")
+
+    def __init__(self, key, held: list):
+        self.key = key
+        self.held = held
+
+
+def fn_key(fn: Callable) -> FnKey:
+    """The key of a callable, equal for equivalent callables (a lambda re-created in a loop).
 
     Closure cells, the globals the code names and the defaults are part of the key, by
     identity; a plain function found among them is keyed the same way (to a few levels),
     so ``lambda x: f(x)`` does not reuse a program after ``f``'s own globals changed.
     """
-    if isinstance(fn, functools.partial):
-        return ("partial", fn_key(fn.func, depth), tuple(_Same(a) for a in fn.args),
-                tuple((k, _Same(v)) for k, v in sorted(fn.keywords.items())))  # fmt: skip
-    if isinstance(fn, types.FunctionType):
+    held: list = []
+    return FnKey(_key(fn, 0, held), held)
+
+
+def _ident(obj, held: list) -> int:
+    held.append(obj)
+    return id(obj)
+
+
+def _key(fn: Callable, depth: int, held: list) -> Any:
+    t = type(fn)
+    if t is types.FunctionType:
         values = []
         for c in fn.__closure__ or ():
             try:
                 values.append(c.cell_contents)
             except ValueError:  # an empty cell (a name bound later)
                 values.append(c)
+        code = fn.__code__
         g = fn.__globals__
-        values += [g[n] for n in _global_names(fn.__code__) if n in g]
+        values += [g[n] for n in _global_names(code) if n in g]
         parts = tuple(
-            fn_key(v, depth + 1) if type(v) is types.FunctionType and depth < _KEY_DEPTH else _Same(v) for v in values
+            _key(v, depth + 1, held) if type(v) is types.FunctionType and depth < _KEY_DEPTH else _ident(v, held)
+            for v in values
         )
-        return ("fn", fn.__code__, parts, _Same(fn.__defaults__), _Same(fn.__kwdefaults__))
-    if isinstance(fn, types.MethodType):
-        return ("method", _Same(fn.__self__), fn_key(fn.__func__, depth))
+        return (0, _ident(code, held), parts, _ident(fn.__defaults__, held), _ident(fn.__kwdefaults__, held))
     if isinstance(fn, Transform):
-        return ("transform", type(fn), fn_key(fn.fn, depth), fn.config_key())
-    return ("obj", _Same(fn))
+        return (1, t, _key(fn.fn, depth, held), fn.config_key())
+    if t is functools.partial:
+        return (2, _key(fn.func, depth, held), tuple(_ident(a, held) for a in fn.args),
+                tuple((k, _ident(v, held)) for k, v in sorted(fn.keywords.items())))  # fmt: skip
+    if t is types.MethodType:
+        return (3, _ident(fn.__self__, held), _key(fn.__func__, depth, held))
+    return (4, _ident(fn, held))
 
 
-@functools.lru_cache(maxsize=4096)
+_GLOBAL_NAMES: dict[int, tuple] = {}  # id(code) -> (code, names); the code is held so that its id stays its own
+
+
 def _global_names(code: types.CodeType) -> tuple[str, ...]:
     """The names a code object and the functions nested in it may read as globals."""
+    hit = _GLOBAL_NAMES.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
     names = list(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _global_names(const)
-    return tuple(dict.fromkeys(names))
+    names = tuple(dict.fromkeys(names))
+    if len(_GLOBAL_NAMES) > 8192:
+        _GLOBAL_NAMES.clear()
+    _GLOBAL_NAMES[id(code)] = (code, names)
+    return names
 
 
 class _LRU:
@@ -107,7 +129,7 @@ class _LRU:
         return value
 
 
-_COMPILED = _LRU(512)
+_COMPILED = _LRU(512)  # FnKey.key -> Compiled, which holds the FnKey's objects
 
 
 def clear_cache() -> None:
@@ -202,17 +224,26 @@ class Transform:
             return self._inner(self.plan(args, kwargs), args, kwargs)
         return self._top(fn_key(self), args, kwargs)
 
-    def _top(self, key, args: tuple, kwargs: dict):
-        compiled = _COMPILED.get_or_create(key, lambda: Compiled(Capture(self.fn), self.call_repr()))
-        call = compiled.prepare(args, kwargs, (type(self), self.config_key()))
+    def _top(self, key: FnKey, args: tuple, kwargs: dict):
+        compiled = _COMPILED.get_or_create(key.key, lambda: Compiled(Capture(self.fn), self.call_repr(), key.held))
+        call = compiled.prepare(args, kwargs, type(self))
+        hot = None if jit_disabled() else compiled.hot.get(call.sig)
+        if hot is not None:  # a signature seen before: its plan and executable at once
+            plan, entry = hot
+            return self.finish(compiled.execute(entry, call), plan, to_torch_values=True)
         plan = compiled.plans.get(call.sig) if call.sig is not None else None
         if plan is None:
             plan = self.plan(args, kwargs)
             if call.sig is not None:
                 compiled.plans[call.sig] = plan
-        body = functools.partial(self.impl, plan=plan)
-        out = compiled.run(lambda ctx, a, k: body(ctx, args=a, kwargs=k), call, plan_key=plan)
+        out = compiled.run(functools.partial(self._body, plan), call, plan_key=plan)
+        entry = None if call.sig is None else compiled.entry(call.sig, plan)
+        if entry is not None:
+            compiled.hot[call.sig] = (plan, entry)
         return self.finish(out, plan, to_torch_values=True)
+
+    def _body(self, plan: Any, ctx: Context, args: tuple, kwargs: dict) -> TraceResult:
+        return self.impl(ctx, plan=plan, args=args, kwargs=kwargs)
 
     def _inner(self, plan, args, kwargs):
         ctx = current_context()

@@ -36,9 +36,15 @@ class Vmap(Transform):
         self.out_dims = out_dims
         self.randomness = randomness
         self.chunk_size = chunk_size
+        self._config = None
 
     def config_key(self):
-        return (_freeze(self.in_dims), _freeze(self.out_dims), self.randomness, self.chunk_size)
+        if self._config is not None:
+            return self._config
+        key = (_freeze(self.in_dims), _freeze(self.out_dims), self.randomness, self.chunk_size)
+        if not (_mutable(self.in_dims) or _mutable(self.out_dims)):
+            self._config = key  # computed on every call only while a list or dict could change
+        return key
 
     def call_repr(self):
         return f"vmap({fn_name(self.fn)}, in_dims={self.in_dims}, ...)(<inputs>)"
@@ -172,6 +178,12 @@ def _inplace_error(t: Vmap) -> RuntimeError:
         ),
         t.call_repr(),
     )
+
+
+def _mutable(x) -> bool:
+    if isinstance(x, (list, dict)):
+        return True
+    return isinstance(x, tuple) and any(_mutable(v) for v in x)
 
 
 def _freeze(x):
