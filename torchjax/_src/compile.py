@@ -12,8 +12,8 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Callable
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
