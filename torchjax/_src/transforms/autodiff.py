@@ -473,9 +473,8 @@ class _Jacobian(_Differentiating):
             rec["out"], rec["aux"] = Packed(out), Packed(aux)
             return Packed.arrays(out), (Packed.arrays(aux), side)
 
-        jac, (aux, side) = type(self).jax_fn(g, argnums=tuple(range(len(packs))), has_aux=True)(
-            *[Packed.arrays(args[i]) for i in argnums]
-        )
+        flat_args = [Packed.arrays(args[i]) for i in argnums]
+        jac, (aux, side) = _jacobian(type(self).jax_fn, g, flat_args)
         updates = child.apply_side(side)
         per_output = []
         for per_arg in jac:  # one entry per output leaf, each a tuple over argnums
@@ -483,6 +482,40 @@ class _Jacobian(_Differentiating):
             per_output.append(trees[0] if isinstance(self.argnums, int) else trees)
         result = rec["out"].unpack(per_output)
         return TraceResult((result, rec["aux"].unpack(aux)) if self.has_aux else result, updates)
+
+
+_OTHER_MODE = {jax.jacrev: jax.jacfwd, jax.jacfwd: jax.jacrev}
+_MODE_GAIN = 2  # change mode only when the other one needs at most half the passes
+
+
+def _jacobian(mode: Callable, g: Callable, flat_args: list):
+    """The Jacobian of ``g`` (over lists of arrays, with aux) by the mode that needs fewer passes.
+
+    Reverse mode pulls back one basis vector per output element, forward mode pushes
+    forward one per input element: both give the same matrix (up to rounding) at a cost
+    proportional to those counts, so a wide-output ``jacrev`` (or a wide-input
+    ``jacfwd``) runs in the other mode. Only for real floating inputs and outputs (complex
+    ones have mode-specific holomorphic rules), and if the other mode cannot trace (a
+    rule with only a reverse derivative), the requested one runs.
+    """
+    argnums = tuple(range(len(flat_args)))
+    n_in = sum(a.size for xs in flat_args for a in xs)
+    other = _OTHER_MODE[mode]
+    if n_in and all(_real_float(a) for xs in flat_args for a in xs):
+        outs = jax.eval_shape(lambda *d: g(*d)[0], *flat_args)
+        n_out = sum(o.size for o in outs)
+        if all(_real_float(o) for o in outs):
+            need, other_need = (n_out, n_in) if mode is jax.jacrev else (n_in, n_out)
+            if other_need * _MODE_GAIN <= need:
+                try:
+                    return other(g, argnums=argnums, has_aux=True)(*flat_args)
+                except Exception:  # noqa: BLE001 - e.g. a custom_vjp rule under forward mode
+                    pass
+    return mode(g, argnums=argnums, has_aux=True)(*flat_args)
+
+
+def _real_float(a) -> bool:
+    return jnp.issubdtype(a.dtype, jnp.floating)
 
 
 class JacRev(_Jacobian):
