@@ -254,3 +254,53 @@ def test_vmap_data_dependent_control_flow_points_at_line():
 
     with pytest.raises(RuntimeError, match="user's branch"):
         jf.vmap(f)(torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_jacobians_run_in_the_mode_with_fewer_passes(dtype, monkeypatch):
+    import jax
+
+    from torchjax._src.transforms import autodiff
+
+    used = []
+
+    def spy(mode):
+        def run(*args, **kwargs):
+            used.append(mode.__name__)
+            return mode(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setitem(autodiff._OTHER_MODE, jax.jacrev, spy(jax.jacfwd))
+    monkeypatch.setitem(autodiff._OTHER_MODE, jax.jacfwd, spy(jax.jacrev))
+    w = torch.randn(40, 3, dtype=dtype)
+
+    def wide_out(x, y):  # 3 + 2 inputs, 40 + 2 outputs: jacrev runs forward
+        return {"a": (w @ x).tanh() * y.sum(), "b": y.exp()}
+
+    def wide_in(x):  # 40 inputs, 3 outputs: jacfwd runs reverse
+        return (w.T @ x).sin()
+
+    def modes(make, *args):  # the other modes each call ran in (a call may trace twice)
+        used.clear()
+        both(make, *args, dtype=dtype)
+        return set(used)
+
+    x, y, z = torch.randn(3, dtype=dtype), torch.randn(2, dtype=dtype), torch.randn(40, dtype=dtype)
+    assert modes(lambda api: api.jacrev(wide_out, argnums=(0, 1)), x, y) == {"jacfwd"}
+    assert modes(lambda api: api.jacrev(lambda x: (wide_out(x, y)["a"], x.sum()), has_aux=True), x) == {"jacfwd"}
+    assert modes(lambda api: api.jacfwd(wide_in), z) == {"jacrev"}
+    assert modes(lambda api: api.jacrev(wide_in), z) == set()  # already the cheaper mode
+    assert modes(lambda api: api.jacrev(lambda x: x.sin() * 2), x) == set()  # 3 -> 3: no gain
+
+
+def test_jacobian_keeps_the_requested_mode_when_the_other_cannot_trace():
+    # max_unpool's rule defines only a reverse derivative (a custom_vjp): the 8 -> 16
+    # jacrev cannot run forward, so it runs in reverse mode as asked.
+    indices = torch.tensor([[[1, 3, 4, 7, 9, 10, 13, 15]]])
+
+    def unpool(v):
+        return torch.nn.functional.max_unpool1d(v.reshape(1, 1, 8), indices, 2, output_size=(16,)).reshape(-1) * 2
+
+    v = torch.randn(8)
+    both(lambda api: api.jacrev(unpool), v)

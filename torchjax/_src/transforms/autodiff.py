@@ -509,7 +509,7 @@ def _jacobian(mode: Callable, g: Callable, flat_args: list):
             if other_need * _MODE_GAIN <= need:
                 try:
                     return other(g, argnums=argnums, has_aux=True)(*flat_args)
-                except Exception:  # noqa: BLE001 - e.g. a custom_vjp rule under forward mode
+                except Exception:  # e.g. a custom_vjp rule under forward mode
                     pass
     return mode(g, argnums=argnums, has_aux=True)(*flat_args)
 
