@@ -10,7 +10,6 @@ import torch
 
 KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     ("addbmm", "forward", torch.bfloat16): "AssertionError: leaf 0: Tensor-likes are not close!",
-    ("addbmm", "vmap", torch.float32): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
         "allclose",
         "forward",
@@ -131,11 +130,6 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "grad",
         torch.float32,
     ): "torch's backward is a different algorithm from differentiating its forward: 2.4e-5 relative on 3 of 25 elements in float32",
-    (
-        "matrix_exp",
-        "vmap",
-        torch.float32,
-    ): "torch's float32 result loses digits to cancellation on one element (torch 0.148645, exact 0.148295, ours 0.148460)",
     (
         "nextafter",
         "grad",
