@@ -81,8 +81,9 @@ def main(paths: list[str]) -> None:
         "`tests/known_failures.py`); ✗! unexpected failure; n/a: torch.func itself cannot differentiate "
         "the samples; blank: the op does not declare that dtype. OpInfos marked `onlyCUDA` (the jiterator ops, "
         "`_scaled_mm_v2`) are left out, as torch's own suite does on CPU: torch eager cannot run them there. "
-        "Samples per op in the default run: float32 forward, grad and vmap check the first two (the first "
-        "compiled by XLA); the other dtypes check the first; `make test-ops-full` checks them all, compiled.",
+        "Samples per op in the default run: float32 forward and grad check the first two (the first "
+        "compiled by XLA), vmap the first (compiled); the other dtypes check the first; "
+        "`make test-ops-full` checks them all, compiled.",
         "",
         "## Totals",
         "",
