@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench import machine
 
-FULL = dict(warmup=2, min_repeats=5, max_repeats=200, budget_s=3.0)
+FULL = dict(warmup=2, min_repeats=9, max_repeats=200, budget_s=3.0)
 QUICK = dict(warmup=1, min_repeats=3, max_repeats=3, budget_s=0.0)
 
 
