@@ -122,10 +122,9 @@ _NUMPY_DTYPES = {
 
 def _to_jax_leaf(x):
     t = type(x)
-    if t is torch.Tensor or t is torch.nn.Parameter:
-        if x.is_cpu and x.dtype in _NUMPY_DTYPES and not (x.is_conj() or x.is_neg()):
+    if (t is torch.Tensor or t is torch.nn.Parameter) and x.is_cpu and x.dtype in _NUMPY_DTYPES:
+        if not (x.is_conj() or x.is_neg()):
             return (x.detach() if x.requires_grad else x).numpy()
-        return crossing_cache.get(x) if x.is_leaf or not x.requires_grad else tensor_to_jax(x)
     if isinstance(x, torch.Tensor):
         return crossing_cache.get(x) if x.is_leaf or not x.requires_grad else tensor_to_jax(x)
     return x
