@@ -292,6 +292,8 @@ def test_jacobians_run_in_the_mode_with_fewer_passes(dtype, monkeypatch):
     assert modes(lambda api: api.jacfwd(wide_in), z) == {"jacrev"}
     assert modes(lambda api: api.jacrev(wide_in), z) == set()  # already the cheaper mode
     assert modes(lambda api: api.jacrev(lambda x: x.sin() * 2), x) == set()  # 3 -> 3: no gain
+    # a fresh random draw per forward pass was asked for: forward mode stays
+    assert modes(lambda api: api.jacfwd(wide_in, randomness="different"), z) == set()
 
 
 def test_jacobian_keeps_the_requested_mode_when_the_other_cannot_trace():

@@ -474,7 +474,8 @@ class _Jacobian(_Differentiating):
             return Packed.arrays(out), (Packed.arrays(aux), side)
 
         flat_args = [Packed.arrays(args[i]) for i in argnums]
-        jac, (aux, side) = _jacobian(type(self).jax_fn, g, flat_args)
+        # randomness='different' asks for a fresh draw per forward-mode pass: that mode stays
+        jac, (aux, side) = _jacobian(type(self).jax_fn, g, flat_args, may_switch=self.randomness != "different")
         updates = child.apply_side(side)
         per_output = []
         for per_arg in jac:  # one entry per output leaf, each a tuple over argnums
@@ -488,7 +489,7 @@ _OTHER_MODE = {jax.jacrev: jax.jacfwd, jax.jacfwd: jax.jacrev}
 _MODE_GAIN = 2  # change mode only when the other one needs at most half the passes
 
 
-def _jacobian(mode: Callable, g: Callable, flat_args: list):
+def _jacobian(mode: Callable, g: Callable, flat_args: list, may_switch: bool = True):
     """The Jacobian of ``g`` (over lists of arrays, with aux) by the mode that needs fewer passes.
 
     Reverse mode pulls back one basis vector per output element, forward mode pushes
@@ -501,7 +502,7 @@ def _jacobian(mode: Callable, g: Callable, flat_args: list):
     argnums = tuple(range(len(flat_args)))
     n_in = sum(a.size for xs in flat_args for a in xs)
     other = _OTHER_MODE[mode]
-    if n_in and all(_real_float(a) for xs in flat_args for a in xs):
+    if may_switch and n_in and all(_real_float(a) for xs in flat_args for a in xs):
         outs = jax.eval_shape(lambda *d: g(*d)[0], *flat_args)
         n_out = sum(o.size for o in outs)
         if all(_real_float(o) for o in outs):
