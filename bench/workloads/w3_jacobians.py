@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import torchjax
 from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from torchjax._src.transforms.autodiff import switches_mode
 
 
 def predict(weight, bias, x):
@@ -38,7 +39,7 @@ def _case(id_: str, title: str, mode: str, d_in: int, d_out: int, batch: int | N
     jw, jb, jx = torchjax.to_jax_array((weight, bias, x))
     passes = (d_out, d_in) if mode == "rev" else (d_in, d_out)
     note = None
-    if batch is None and 2 * passes[1] <= passes[0]:  # torchjax's choice of mode (docs/migration.md)
+    if batch is None and switches_mode(mode == "rev", d_in, d_out):  # docs/migration.md
         other = "forward" if mode == "rev" else "reverse"
         note = f"torchjax runs {other} mode: {passes[1]} passes, not {passes[0]}; jax and torch.func run the mode named"
     return Case(

@@ -489,6 +489,13 @@ _OTHER_MODE = {jax.jacrev: jax.jacfwd, jax.jacfwd: jax.jacrev}
 _MODE_GAIN = 2  # change mode only when the other one needs at most half the passes
 
 
+def switches_mode(reverse: bool, n_in: int, n_out: int) -> bool:
+    """Whether a Jacobian asked for in reverse (or forward) mode runs in the other one:
+    reverse mode takes one pass per output element, forward mode one per input element."""
+    need, other_need = (n_out, n_in) if reverse else (n_in, n_out)
+    return other_need * _MODE_GAIN <= need
+
+
 def _jacobian(mode: Callable, g: Callable, flat_args: list, may_switch: bool = True):
     """The Jacobian of ``g`` (over lists of arrays, with aux) by the mode that needs fewer passes.
 
@@ -506,8 +513,7 @@ def _jacobian(mode: Callable, g: Callable, flat_args: list, may_switch: bool = T
         outs = jax.eval_shape(lambda *d: g(*d)[0], *flat_args)
         n_out = sum(o.size for o in outs)
         if all(_real_float(o) for o in outs):
-            need, other_need = (n_out, n_in) if mode is jax.jacrev else (n_in, n_out)
-            if other_need * _MODE_GAIN <= need:
+            if switches_mode(mode is jax.jacrev, n_in, n_out):
                 try:
                     return other(g, argnums=argnums, has_aux=True)(*flat_args)
                 except Exception:  # e.g. a custom_vjp rule under forward mode
