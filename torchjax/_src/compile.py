@@ -18,12 +18,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.extend.core as jax_core
 import numpy as np
 import torch
 from torch.utils import _pytree as pytree
 
 from .capture import Capture, Context, TraceResult, is_size, seed_from_torch, write_back
-from .crossing import ARRAY_TYPE, array_to_torch, crossing_cache, numpy_view_ok, numpy_view_to_torch, tensor_to_jax
+from .crossing import (
+    ARRAY_TYPE,
+    array_to_torch,
+    crossing_cache,
+    numpy_to_torch,
+    numpy_view_ok,
+    numpy_view_to_torch,
+    tensor_to_jax,
+)
 
 Body = Callable[[Context, tuple, dict], TraceResult]
 
@@ -61,6 +70,30 @@ def disable_jit():
 
 
 _NO_SEED = np.zeros(2, np.uint32)
+
+# Output buffers at least this large are reused from call to call (see _Entry.pool).
+REUSE_MIN_BYTES = 16 << 20
+_REUSE_KEPT = 2  # buffers kept per output: the caller still holds the previous result
+_POOL_LOCK = threading.Lock()
+_POOLING: weakref.WeakSet = weakref.WeakSet()  # entries whose pools hold buffers
+
+
+def _reuse_budget() -> int:
+    """How many bytes of output buffers all pools together may keep: the environment's
+    ``TORCHJAX_OUTPUT_REUSE_MB`` (0 turns reuse off), else an eighth of physical memory."""
+    env = os.environ.get("TORCHJAX_OUTPUT_REUSE_MB")
+    if env is not None:
+        try:
+            return int(float(env) * (1 << 20))
+        except ValueError:
+            raise ValueError(f"TORCHJAX_OUTPUT_REUSE_MB must be a number of megabytes, got {env!r}") from None
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 8
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        return 1 << 30
+
+
+REUSE_BUDGET = _reuse_budget()  # read once, at import
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _STATIC_TYPES = {int, float, bool, complex, str, type(None), torch.dtype}
 
@@ -161,7 +194,7 @@ class Prepared:
         return (self.spec, tuple(_leaf_signature(self.leaves[i]) for i in self.dyn_pos))
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity (kept in _POOLING)
 class _Entry:
     executable: Any
     n_captured: int
@@ -178,6 +211,18 @@ class _Entry:
     numpy_out: bool | None = None
     # the previous call's tensor inputs (weak references), to spot a tensor passed again
     last: list = field(default_factory=list)
+    # Output buffer reuse. A large output handed to torch is kept (with a weak reference
+    # to the NumPy view the torch tensor holds); once the caller has dropped every tensor
+    # and view of it, the next call donates it to XLA, which writes that call's output
+    # into it. A fresh buffer of hundreds of MB costs more in page faults than the
+    # computation writing it. ``reusable``: outputs of at least REUSE_MIN_BYTES the
+    # program computes (an input or constant passed through is never kept).
+    reusable: tuple[int, ...] = ()
+    jaxpr: Any = None  # the traced program, to compile the donating variant from
+    out_tree: Any = None
+    pool: dict = field(default_factory=dict)  # output position -> [(array, ref to its view)]
+    pooled_bytes: int = 0
+    reuse_executable: Any = None
 
     def inputs(self, leaves: list, dyn_pos: list[int]) -> list:
         """The call's tensors as executable inputs.
@@ -206,7 +251,11 @@ class _Entry:
         if to_torch:
             if self.numpy_out is None:
                 self.numpy_out = all(type(a) is ARRAY_TYPE and numpy_view_ok(a) for a in out_arrays)
-            if self.numpy_out:
+                if not self.numpy_out or REUSE_BUDGET <= 0:
+                    self.reusable, self.jaxpr = (), None
+            if self.reusable:
+                out_arrays = self._kept_views(out_arrays)
+            elif self.numpy_out:
                 out_arrays = [numpy_view_to_torch(a) for a in out_arrays]
             else:
                 out_arrays = [array_to_torch(a) for a in out_arrays]
@@ -217,6 +266,42 @@ class _Entry:
         for i in range(len(out_arrays) + len(self.out_static)):
             out_leaves.append(self.out_static[i] if i in self.out_static else next(it))
         return pytree.tree_unflatten(out_leaves, self.out_spec)
+
+    def _kept_views(self, out_arrays: list) -> list[torch.Tensor]:
+        """The outputs as torch views of their buffers, the reusable ones kept in the pool
+        (unless that would take the pools over REUSE_BUDGET)."""
+        views = [np.asarray(a) for a in out_arrays]
+        with _POOL_LOCK:
+            pool = {
+                i: [*self.pool.get(i, ()), (out_arrays[i], weakref.ref(views[i]))][-_REUSE_KEPT:] for i in self.reusable
+            }
+            size = sum(a.nbytes for kept in pool.values() for a, _ in kept)
+            if size + sum(e.pooled_bytes for e in _POOLING if e is not self) <= REUSE_BUDGET:
+                self.pool, self.pooled_bytes = pool, size
+                _POOLING.add(self)
+        return [numpy_to_torch(v) for v in views]
+
+    def take_buffers(self) -> list | None:
+        """A free kept buffer for every reusable output (taken out of the pool), or None.
+
+        A buffer is free once its NumPy view is gone: the torch tensor made from it holds
+        the view, and so do all of that tensor's views, its storage and its exports.
+        """
+        with _POOL_LOCK:
+            chosen = []
+            for i in self.reusable:
+                kept = self.pool.get(i, ())
+                k = next((k for k, (_, ref) in enumerate(kept) if ref() is None), None)
+                if k is None:
+                    return None
+                chosen.append(k)
+            buffers = [self.pool[i].pop(k)[0] for i, k in zip(self.reusable, chosen)]
+            self.pooled_bytes -= sum(b.nbytes for b in buffers)
+            return buffers
+
+    def drop_reuse(self) -> None:
+        with _POOL_LOCK:
+            self.reusable, self.jaxpr, self.pool, self.pooled_bytes = (), None, {}, 0
 
 
 class Compiled:
@@ -294,14 +379,42 @@ class Compiled:
         dyn_vals = entry.inputs(call.leaves, call.dyn_pos)
         cvals = self.capture.captured_values(entry.n_captured)
         seed = seed_from_torch() if entry.used_random else _NO_SEED
+        args: tuple = (cvals, seed, dyn_vals)
+        executable = entry.executable
+        buffers = entry.take_buffers() if entry.pool else None
+        if buffers is not None:
+            args = (*args, buffers)
+            executable = entry.reuse_executable or self._compile_reuse(entry, args)
+            if executable is None:
+                args, executable = args[:3], entry.executable
         if entry.x64:
             with jax.enable_x64(True):
-                out_arrays, arg_updates, cap_updates = entry.executable(cvals, seed, dyn_vals)
+                out_arrays, arg_updates, cap_updates = executable(*args)
         else:
-            out_arrays, arg_updates, cap_updates = entry.executable(cvals, seed, dyn_vals)
+            out_arrays, arg_updates, cap_updates = executable(*args)
         if arg_updates or cap_updates:
             self._write_back(entry, call, arg_updates, cap_updates)
         return entry.outputs(out_arrays, to_torch)
+
+    def _compile_reuse(self, entry: _Entry, args: tuple):
+        """The entry's program with one more argument, the buffers to write the reusable
+        outputs into (donated). None, and reuse turned off for the entry, if XLA cannot
+        use them."""
+        program, out_tree = jax_core.jaxpr_as_fun(entry.jaxpr), entry.out_tree
+
+        def into(cvals, seed, dyn, buffers):
+            del buffers  # unused by the math: XLA aliases them to the outputs
+            flat = jax.tree_util.tree_leaves((cvals, seed, dyn))
+            return jax.tree_util.tree_unflatten(out_tree, program(*flat))
+
+        with warnings.catch_warnings(record=True) as caught, jax.enable_x64(True):
+            warnings.simplefilter("always")
+            executable = jax.jit(into, donate_argnums=3, keep_unused=True).trace(*args).lower().compile()
+        if any("donated buffers were not usable" in str(w.message) for w in caught):
+            entry.drop_reuse()
+            return None
+        entry.reuse_executable = executable
+        return executable
 
     def _write_back(self, entry: _Entry, call: Prepared, arg_updates: list, cap_updates: list) -> None:
         for slot, value in zip(entry.arg_update_slots, arg_updates):
@@ -346,7 +459,15 @@ class Compiled:
                 break
         else:  # pragma: no cover - a function that meets new tensors on every trace
             raise RuntimeError(f"{self.name}: the captured tensors kept changing between traces")
+        reusable, closed, out_tree = (), None, None
+        if not eager:
+            closed = traced.jaxpr
+            out_tree = jax.tree_util.tree_structure(traced.out_info)
+            reusable = _reusable(closed.jaxpr, traced.out_info[0])
         entry = _Entry(
+            reusable=reusable,
+            jaxpr=closed if reusable else None,
+            out_tree=out_tree if reusable else None,
             x64=any(_is_64_bit(v.dtype) for v in (*cvals, *dyn_vals)),
             executable=None if eager else traced.lower().compile(),
             n_captured=len(cvals),
@@ -375,6 +496,22 @@ class Compiled:
 
     def cache_size(self) -> int:
         return len(self._cache)
+
+
+def _reusable(jaxpr, outputs: list) -> tuple[int, ...]:
+    """Positions of the outputs worth a kept buffer: at least REUSE_MIN_BYTES, and
+    computed by the program rather than an input or a constant passed through (a kept
+    buffer is written over by the next call)."""
+    passed = {id(v) for v in (*jaxpr.invars, *jaxpr.constvars)}
+    return tuple(
+        i
+        for i, (var, out) in enumerate(zip(jaxpr.outvars, outputs))
+        if not isinstance(var, jax_core.Literal) and id(var) not in passed and _nbytes(out) >= REUSE_MIN_BYTES
+    )
+
+
+def _nbytes(aval) -> int:
+    return int(np.prod(aval.shape, dtype=np.int64)) * np.dtype(aval.dtype).itemsize
 
 
 _64_BIT = {np.dtype(d) for d in ("float64", "int64", "uint64", "complex128")}

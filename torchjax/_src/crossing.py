@@ -163,6 +163,12 @@ _readonly_warning_taken = False
 
 
 def numpy_view_to_torch(a: jax.Array) -> torch.Tensor:
+    return numpy_to_torch(np.asarray(a))
+
+
+def numpy_to_torch(view: np.ndarray) -> torch.Tensor:
+    """A torch tensor sharing the buffer of ``view`` (NumPy's read-only view of a JAX
+    buffer); the tensor's storage holds ``view`` alive."""
     # torch warns once per process that a read-only NumPy array backs a tensor. The
     # buffer is shared with the JAX array exactly as a DLPack import would share it
     # (zero-copy crossing); take that one warning quietly.
@@ -172,10 +178,10 @@ def numpy_view_to_torch(a: jax.Array) -> torch.Tensor:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = torch.from_numpy(np.asarray(a))
+            out = torch.from_numpy(view)
         _readonly_warning_taken = True
         return out
-    return torch.from_numpy(np.asarray(a))
+    return torch.from_numpy(view)
 
 
 def array_to_torch(a: Any) -> torch.Tensor:

@@ -1,0 +1,187 @@
+"""Output buffer reuse: a large output the caller has dropped is written over by the next
+call (no page faults for a fresh buffer); one the caller still reaches never is."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import torchjax
+from torchjax._src import compile as compile_mod
+from torchjax._src.transforms import base
+
+N = 64  # outputs of N x N x N float32: 1 MiB, over the threshold the fixture sets
+
+
+@pytest.fixture(autouse=True)
+def small_threshold(monkeypatch):
+    monkeypatch.setattr(compile_mod, "REUSE_MIN_BYTES", 4096)
+    monkeypatch.setattr(compile_mod, "REUSE_BUDGET", 1 << 30)
+    torchjax.clear_cache()  # functions of one code object share a cache: start each test afresh
+
+
+def _outer():
+    return torchjax.func.vmap(lambda a, b: a[:, None] * b[None, :] + 1.0, in_dims=(None, 0))
+
+
+def _entry(fn):
+    """The compiled entry of ``fn``'s latest new signature."""
+    compiled = base._COMPILED.data[base.fn_key(fn).key]
+    return list(compiled.hot.values())[-1][1]
+
+
+def test_dropped_output_buffer_is_written_by_next_call():
+    f = _outer()
+    a, b = torch.randn(N), torch.randn(N, N)
+    first_ptr = f(a, b).data_ptr()  # dropped at once
+    second = f(a, b)  # the first buffer was free: written into
+    assert second.data_ptr() == first_ptr
+    third_in = torch.randn(N, N)
+    third = f(a, third_in)
+    assert third.data_ptr() != second.data_ptr()  # second is still held
+    torch.testing.assert_close(second, torch.func.vmap(lambda x, y: x[:, None] * y[None, :] + 1.0, (None, 0))(a, b))
+    torch.testing.assert_close(third, a[None, :, None] * third_in[:, None, :] + 1.0)
+    freed_ptr = third.data_ptr()
+    del third  # kept: [second (held), third (free)]
+    fourth = f(a, b)
+    assert fourth.data_ptr() == freed_ptr  # the free one of the two
+    torch.testing.assert_close(fourth, second)
+    assert _entry(f).reuse_executable is not None
+
+
+def _as_tensor(x):
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+# (how the caller keeps the output, how to read it back, which part of it that is)
+KEEPS = {
+    "tensor": (lambda t: t, lambda h: h, lambda e: e),
+    "view": (lambda t: t[3], lambda h: h, lambda e: e[3]),
+    "nested-view": (lambda t: [t.view(-1)[5:]], lambda h: h[0], lambda e: e.reshape(-1)[5:]),
+    "numpy": (lambda t: t.numpy(), _as_tensor, lambda e: e),
+    "storage": (
+        lambda t: t.untyped_storage(),
+        lambda h: torch.tensor([]).set_(h).view(N, N, N),
+        lambda e: e,
+    ),
+    "dlpack": (torch.utils.dlpack.to_dlpack, torch.from_dlpack, lambda e: e),
+    "jax": (torchjax.to_jax_array, _as_tensor, lambda e: e),
+}
+
+
+@pytest.mark.parametrize("how", list(KEEPS))
+def test_output_reachable_in_any_way_is_never_written(how):
+    keep, read, pick = KEEPS[how]
+    f = _outer()
+    a, b = torch.randn(N), torch.randn(N, N)
+    out = f(a, b)
+    expected = out.clone()
+    ptr = out.data_ptr()
+    held = keep(out)
+    del out
+    later = [f(torch.randn(N), torch.randn(N, N)).data_ptr() for _ in range(4)]  # each dropped at once
+    assert ptr not in later
+    assert _entry(f).reuse_executable is not None  # the later calls did reuse buffers
+    torch.testing.assert_close(read(held), pick(expected))
+
+
+def test_input_passed_through_is_never_reused():
+    f = torchjax.func.vmap(lambda x, s: (x, x * s), in_dims=(0, None))
+    x = torch.randn(N, N)
+    before = x.clone()
+    for _ in range(4):
+        same, _ = f(x, torch.tensor(2.0))
+        del same
+    torch.testing.assert_close(x, before)
+    assert _entry(f).reusable == (1,)
+
+
+def test_output_fed_back_as_input():
+    f = torchjax.func.grad(lambda w: (w.sin() ** 2).sum())
+    w = torch.randn(N, N, dtype=torch.float64)
+    ref = w
+    for _ in range(5):
+        w = w - 0.1 * f(w)  # the gradient is dropped after use
+        ref = ref - 0.1 * torch.func.grad(lambda w: (w.sin() ** 2).sum())(ref)
+    torch.testing.assert_close(w, ref)
+
+    g = torchjax.func.vmap(lambda x: x * 2.0 + 1.0)
+    y = torch.randn(N, N)
+    expected = y.clone()
+    for _ in range(5):
+        y = g(y)  # the previous result is the input: held while the call runs
+        expected = expected * 2.0 + 1.0
+    torch.testing.assert_close(y, expected)
+
+
+def test_vjp_residuals_stay_while_the_vjp_function_lives():
+    def f(x):
+        return x.exp() * 3.0
+
+    fns = []
+    xs = [torch.randn(N, N) for _ in range(3)]
+    for x in xs:
+        _, vjp_fn = torchjax.func.vjp(f, x)
+        fns.append(vjp_fn)
+    ones = torch.ones(N, N)
+    for x, vjp_fn in zip(xs, fns):
+        (g,) = vjp_fn(ones)
+        torch.testing.assert_close(g, x.exp() * 3.0)
+
+
+def test_budget_limits_what_is_kept(monkeypatch):
+    monkeypatch.setattr(compile_mod, "REUSE_BUDGET", N**3 * 4 - 1)  # less than one output
+    f = _outer()
+    a, b = torch.randn(N), torch.randn(N, N)
+    for _ in range(3):
+        f(a, b)
+    entry = _entry(f)
+    assert entry.pool == {} and entry.pooled_bytes == 0 and entry.reuse_executable is None
+
+
+def test_threads_calling_at_once_get_their_own_results():
+    f = _outer()
+    a = torch.randn(N)
+    f(a, torch.randn(N, N))
+    errors = []
+
+    def work(seed):
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(20):
+            b = torch.randn(N, N, generator=gen)
+            out = f(a, b)
+            if not torch.allclose(out, a[None, :, None] * b[:, None, :] + 1.0, atol=1e-5):
+                errors.append(seed)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_default_threshold(monkeypatch):
+    monkeypatch.setattr(compile_mod, "REUSE_MIN_BYTES", 16 << 20)
+    f = _outer()
+    f(torch.randn(N), torch.randn(N, N))  # 1 MiB: not worth a kept buffer
+    assert _entry(f).reusable == () and _entry(f).jaxpr is None
+    g = _outer()
+    a, b = torch.randn(1024), torch.randn(5, 1024)  # 20 MiB
+    ptr = g(a, b).data_ptr()
+    out = g(a, b)
+    assert _entry(g).reusable == (0,) and out.data_ptr() == ptr
+    torch.testing.assert_close(out, a[None, :, None] * b[:, None, :] + 1.0)
+
+
+def test_budget_from_environment(monkeypatch):
+    monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "0")
+    assert compile_mod._reuse_budget() == 0
+    monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "1.5")
+    assert compile_mod._reuse_budget() == 3 << 19
+    monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "lots")
+    with pytest.raises(ValueError, match="TORCHJAX_OUTPUT_REUSE_MB"):
+        compile_mod._reuse_budget()
