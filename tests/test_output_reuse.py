@@ -3,7 +3,9 @@ call (no page faults for a fresh buffer); one the caller still reaches never is.
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -185,3 +187,13 @@ def test_budget_from_environment(monkeypatch):
     monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "lots")
     with pytest.raises(ValueError, match="TORCHJAX_OUTPUT_REUSE_MB"):
         compile_mod._reuse_budget()
+
+
+def test_clear_cache_releases_kept_buffers():
+    f = _outer()
+    f(torch.randn(N), torch.randn(N, N))
+    kept = [weakref.ref(a) for slot in _entry(f).pool.values() for a, _ in slot]
+    assert kept and all(r() is not None for r in kept)
+    torchjax.clear_cache()
+    gc.collect()
+    assert all(r() is None for r in kept)
