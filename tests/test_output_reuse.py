@@ -197,3 +197,24 @@ def test_clear_cache_releases_kept_buffers():
     torchjax.clear_cache()
     gc.collect()
     assert all(r() is None for r in kept)
+
+
+def test_jit_reuses_and_to_jax_hands_its_arrays_over():
+    def outer(a, b):
+        return a[:, None] * b[None, :]
+
+    a, b = torch.randn(N * N), torch.randn(N)
+    fast = torchjax.jit(outer)
+    ptr = fast(a, b).data_ptr()
+    out = fast(a, b)
+    assert out.data_ptr() == ptr
+    torch.testing.assert_close(out, outer(a, b))
+
+    pure = torchjax.to_jax(outer)
+    ja, jb = torchjax.to_jax_array((a, b))
+    first = pure(ja, jb)
+    for _ in range(3):
+        pure(ja, jb)
+    (entry,) = pure.compiled._cache.values()
+    assert entry.jaxpr is None and entry.pool == {} and entry.reuse_executable is None
+    torch.testing.assert_close(torchjax.to_torch(first), outer(a, b))

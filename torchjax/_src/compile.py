@@ -259,6 +259,8 @@ class _Entry:
                 out_arrays = [numpy_view_to_torch(a) for a in out_arrays]
             else:
                 out_arrays = [array_to_torch(a) for a in out_arrays]
+        elif self.jaxpr is not None:  # JAX arrays go to the caller as they are: nothing to keep
+            self.reusable, self.jaxpr = (), None
         if not self.out_static and self.out_spec.is_leaf():
             return out_arrays[0]
         out_leaves = []
