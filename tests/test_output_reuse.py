@@ -218,3 +218,19 @@ def test_jit_reuses_and_to_jax_hands_its_arrays_over():
     (entry,) = pure.compiled._cache.values()
     assert entry.jaxpr is None and entry.pool == {} and entry.reuse_executable is None
     torch.testing.assert_close(torchjax.to_torch(first), outer(a, b))
+
+
+def test_reuse_that_does_not_compile_warns_and_the_call_still_runs(monkeypatch):
+    def broken(jaxpr):
+        raise NotImplementedError("no donation here")
+
+    monkeypatch.setattr(compile_mod.jax_core, "jaxpr_as_fun", broken)
+    f = _outer()
+    a, b = torch.randn(N), torch.randn(N, N)
+    f(a, b)
+    with pytest.warns(RuntimeWarning, match="will not reuse their buffers.*no donation here"):
+        out = f(a, b)
+    torch.testing.assert_close(out, a[None, :, None] * b[:, None, :] + 1.0)
+    entry = _entry(f)
+    assert entry.reusable == () and entry.pool == {}
+    torch.testing.assert_close(f(a, b), out)  # and no further attempt, no further warning

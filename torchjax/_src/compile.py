@@ -401,18 +401,32 @@ class Compiled:
     def _compile_reuse(self, entry: _Entry, args: tuple):
         """The entry's program with one more argument, the buffers to write the reusable
         outputs into (donated). None, and reuse turned off for the entry, if XLA cannot
-        use them."""
-        program, out_tree = jax_core.jaxpr_as_fun(entry.jaxpr), entry.out_tree
+        use them or the program does not compile so (the call then runs as before)."""
+        jaxpr, out_tree = entry.jaxpr, entry.out_tree
 
         def into(cvals, seed, dyn, buffers):
             del buffers  # unused by the math: XLA aliases them to the outputs
             flat = jax.tree_util.tree_leaves((cvals, seed, dyn))
-            return jax.tree_util.tree_unflatten(out_tree, program(*flat))
+            return jax.tree_util.tree_unflatten(out_tree, jax_core.jaxpr_as_fun(jaxpr)(*flat))
 
-        with warnings.catch_warnings(record=True) as caught, jax.enable_x64(True):
-            warnings.simplefilter("always")
-            executable = jax.jit(into, donate_argnums=3, keep_unused=True).trace(*args).lower().compile()
-        if any("donated buffers were not usable" in str(w.message) for w in caught):
+        try:
+            with warnings.catch_warnings(record=True) as caught, jax.enable_x64(True):
+                warnings.simplefilter("always")
+                executable = jax.jit(into, donate_argnums=3, keep_unused=True).trace(*args).lower().compile()
+        except Exception as exc:  # an optimisation failing must not fail the call
+            entry.drop_reuse()
+            warnings.warn(
+                f"{self.name}: large outputs will not reuse their buffers: the program did not compile "
+                f"with donated output buffers ({type(exc).__name__}: {exc})",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
+        unusable = [w for w in caught if "donated buffers were not usable" in str(w.message)]
+        for w in caught:
+            if w not in unusable:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if unusable:
             entry.drop_reuse()
             return None
         entry.reuse_executable = executable
