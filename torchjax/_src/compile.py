@@ -3,7 +3,9 @@
 A call is compiled once per *signature*: the input tree structure, the shape and dtype
 of every array leaf, the value of every non-array leaf (those are static), and what
 the transform itself fixes (argnums, in_dims, ...). Captured tensors are inputs of the
-executable, read through the crossing cache on every call.
+executable, read through the crossing cache on every call. On CPU, large outputs the
+caller has dropped are written over by the next call instead of fresh buffers being
+faulted in (``_Entry.pool``).
 """
 
 from __future__ import annotations
