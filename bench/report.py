@@ -91,6 +91,10 @@ def markdown(results: list[Result], header: dict[str, str], settings: str) -> st
         "- torchjax is called with torch tensors, as a user calls it: crossing is part of its time. "
         "The hand-written JAX contender is called with `jax.Array`s under `jax.jit`.",
         "- First call = capture + trace + XLA compile + one run; it is not part of the medians.",
+        "- Outputs of 16 MiB or more (W1's per-sample gradients, 302 MB) are written into a "
+        "buffer the caller has dropped by torchjax, and into fresh memory, page faults included, "
+        'by torch.func and by the hand-written JAX (README, "Large outputs reuse their buffers"). '
+        "torchjax's extra compile for that happens during warm-up.",
         "- Max abs diff is against torch.func's result (W7: against the input tensor).",
         "- W7 has no torch.func contender; its `jax` column is the raw DLPack round trip.",
         "",
