@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 import torchjax
+from torchjax._src.compile import jit_disabled
 from torchjax._src.registry import register
 
 
@@ -120,6 +123,18 @@ def test_data_dependent_control_flow_error_points_at_user_line():
         torch.testing.assert_close(torchjax.jit(f)(torch.ones(2)), torch.ones(2))
 
 
+def test_disable_jit_is_per_thread_and_nests():
+    seen = []
+    with torchjax.disable_jit():
+        with torchjax.disable_jit():
+            assert jit_disabled()
+        assert jit_disabled()
+        worker = threading.Thread(target=lambda: seen.append(jit_disabled()))
+        worker.start()
+        worker.join()
+    assert seen == [False] and not jit_disabled()
+
+
 def test_recompile_storm_warns():
     f = torchjax.jit(lambda x, s: x * s)
     with pytest.warns(RuntimeWarning, match="compiled 8 times"):
@@ -142,6 +157,17 @@ def test_equal_python_scalars_of_different_types_compile_apart():
     for s in (1, True, 1.0, 1, True):
         assert f(x, s).dtype == torch.full((2,), s).dtype  # int64, bool, float32
     assert f.compiled.cache_size() == 3
+
+
+def test_keyword_and_positional_calls_compile_apart():
+    def f(x, y=None, scale=1.0):
+        return x * scale if y is None else (x - y) * scale
+
+    jf = torchjax.jit(f)
+    x, y = torch.ones(2), torch.full((2,), 3.0)
+    for args, kwargs in [((x, y), {}), ((x,), {"y": y}), ((x, y), {"scale": 2.0}), ((x,), {"scale": 2.0})]:
+        torch.testing.assert_close(jf(*args, **kwargs), f(*args, **kwargs))
+    assert jf.compiled.cache_size() == 4
 
 
 def test_dict_arguments_keep_insertion_order():

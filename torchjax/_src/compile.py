@@ -38,7 +38,12 @@ from .crossing import (
 
 Body = Callable[[Context, tuple, dict], TraceResult]
 
-_local = threading.local()
+
+class _Local(threading.local):
+    disabled = 0  # a class default: found without a failed lookup in every thread
+
+
+_local = _Local()
 _STORM_THRESHOLD = 8
 
 
@@ -46,7 +51,7 @@ _ENV_DISABLED = os.environ.get("TORCHJAX_DISABLE_JIT", "") not in ("", "0")  # r
 
 
 def jit_disabled() -> bool:
-    return _ENV_DISABLED or getattr(_local, "disabled", 0) > 0
+    return _ENV_DISABLED or _local.disabled > 0
 
 
 @contextlib.contextmanager
@@ -64,7 +69,7 @@ def disable_jit():
         ...     torchjax.func.grad(lambda x: x.sin().sum() if x.sum() > 0 else x.sum())(torch.ones(2))
         tensor([0.5403, 0.5403])
     """
-    _local.disabled = getattr(_local, "disabled", 0) + 1
+    _local.disabled += 1
     try:
         yield
     finally:
@@ -329,8 +334,10 @@ class Compiled:
         leaves: list = []
         dyn_pos: list[int] = []
         try:
-            structure = (tuple(_structure(a, leaves, dyn_pos) for a in args),
-                         tuple(kwargs), tuple(_structure(v, leaves, dyn_pos) for v in kwargs.values()))  # fmt: skip
+            structure = tuple([_structure(a, leaves, dyn_pos) for a in args])
+            if kwargs:  # tagged: a positional structure never starts with a bare type
+                kw = tuple([_structure(v, leaves, dyn_pos) for v in kwargs.values()])
+                structure = (dict, structure, tuple(kwargs), kw)
         except _Slow:
             pass
         else:

@@ -78,7 +78,7 @@ class _Differentiating(Transform):
         if current_context() is not None:
             return self._inner(self.plan(args, kwargs), args, kwargs)
         key = fn_key(self)
-        if key.key in _Differentiating._eager_fallback:
+        if _Differentiating._eager_fallback and key.key in _Differentiating._eager_fallback:
             return self.torch_func_equivalent()(*args, **kwargs)
         try:
             return self._top(key, args, kwargs)

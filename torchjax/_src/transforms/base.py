@@ -66,23 +66,27 @@ def _ident(obj, held: list) -> int:
     return id(obj)
 
 
+_FUNCTION = types.FunctionType
+
+
 def _key(fn: Callable, depth: int, held: list) -> Any:
+    # On every call of every transform: list comprehensions and bulk appends, which cost
+    # about half of generator expressions and a helper call per value.
     t = type(fn)
-    if t is types.FunctionType:
-        values = []
-        for c in fn.__closure__ or ():
-            try:
-                values.append(c.cell_contents)
-            except ValueError:  # an empty cell (a name bound later)
-                values.append(c)
+    if t is _FUNCTION:
         code = fn.__code__
         g = fn.__globals__
-        values += [g[n] for n in _global_names(code) if n in g]
-        parts = tuple(
-            _key(v, depth + 1, held) if type(v) is types.FunctionType and depth < _KEY_DEPTH else _ident(v, held)
-            for v in values
-        )
-        return (0, _ident(code, held), parts, _ident(fn.__defaults__, held), _ident(fn.__kwdefaults__, held))
+        values = [g[n] for n in _global_names(code) if n in g]
+        if fn.__closure__:
+            values[:0] = _cell_values(fn.__closure__)
+        defaults, kwdefaults = fn.__defaults__, fn.__kwdefaults__
+        held += values
+        held += (code, defaults, kwdefaults)
+        if depth < _KEY_DEPTH:
+            parts = tuple([_key(v, depth + 1, held) if type(v) is _FUNCTION else id(v) for v in values])
+        else:
+            parts = tuple(map(id, values))
+        return (0, id(code), parts, id(defaults), id(kwdefaults))
     if isinstance(fn, Transform):
         return (1, t, _key(fn.fn, depth, held), fn.config_key())
     if t is functools.partial:
@@ -91,6 +95,20 @@ def _key(fn: Callable, depth: int, held: list) -> Any:
     if t is types.MethodType:
         return (3, _ident(fn.__self__, held), _key(fn.__func__, depth, held))
     return (4, _ident(fn, held))
+
+
+def _cell_values(closure: tuple) -> list:
+    try:
+        return [c.cell_contents for c in closure]
+    except ValueError:  # an empty cell (a name bound later): the cell itself stands in
+        return [_cell_value(c) for c in closure]
+
+
+def _cell_value(cell) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return cell
 
 
 _GLOBAL_NAMES: dict[int, tuple] = {}  # id(code) -> (code, names); the code is held so that its id stays its own
