@@ -259,7 +259,7 @@ class _Entry:
             if self.numpy_out is None:
                 self.numpy_out = all(type(a) is ARRAY_TYPE and numpy_view_ok(a) for a in out_arrays)
                 if not self.numpy_out or REUSE_BUDGET <= 0:
-                    self.reusable, self.jaxpr = (), None
+                    self.drop_reuse()
             if self.reusable:
                 out_arrays = self._kept_views(out_arrays)
             elif self.numpy_out:
@@ -267,7 +267,7 @@ class _Entry:
             else:
                 out_arrays = [array_to_torch(a) for a in out_arrays]
         elif self.jaxpr is not None:  # JAX arrays go to the caller as they are: nothing to keep
-            self.reusable, self.jaxpr = (), None
+            self.drop_reuse()
         if not self.out_static and self.out_spec.is_leaf():
             return out_arrays[0]
         out_leaves = []
@@ -309,6 +309,7 @@ class _Entry:
             return buffers
 
     def drop_reuse(self) -> None:
+        """Turn reuse off for this program: nothing kept, no donating variant."""
         with _POOL_LOCK:
             self.reusable, self.jaxpr, self.pool, self.pooled_bytes = (), None, {}, 0
 
@@ -484,15 +485,11 @@ class Compiled:
                 break
         else:  # pragma: no cover - a function that meets new tensors on every trace
             raise RuntimeError(f"{self.name}: the captured tensors kept changing between traces")
-        reusable, closed, out_tree = (), None, None
-        if not eager:
-            closed = traced.jaxpr
-            out_tree = jax.tree_util.tree_structure(traced.out_info)
-            reusable = _reusable(closed.jaxpr, traced.out_info[0])
+        reusable = () if eager else _reusable(traced.jaxpr.jaxpr, traced.out_info[0])
         entry = _Entry(
             reusable=reusable,
-            jaxpr=closed if reusable else None,
-            out_tree=out_tree if reusable else None,
+            jaxpr=traced.jaxpr if reusable else None,
+            out_tree=jax.tree_util.tree_structure(traced.out_info) if reusable else None,
             x64=any(_is_64_bit(v.dtype) for v in (*cvals, *dyn_vals)),
             executable=None if eager else traced.lower().compile(),
             n_captured=len(cvals),
@@ -531,12 +528,10 @@ def _reusable(jaxpr, outputs: list) -> tuple[int, ...]:
     return tuple(
         i
         for i, (var, out) in enumerate(zip(jaxpr.outvars, outputs))
-        if not isinstance(var, jax_core.Literal) and id(var) not in passed and _nbytes(out) >= REUSE_MIN_BYTES
+        if not isinstance(var, jax_core.Literal)
+        and id(var) not in passed
+        and out.size * out.dtype.itemsize >= REUSE_MIN_BYTES
     )
-
-
-def _nbytes(aval) -> int:
-    return int(np.prod(aval.shape, dtype=np.int64)) * np.dtype(aval.dtype).itemsize
 
 
 _64_BIT = {np.dtype(d) for d in ("float64", "int64", "uint64", "complex128")}
