@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils import _pytree as pytree
 
+from .autograd_function import intercept_apply
 from .crossing import crossing_cache
 from .errors import TracingError
 from .hf import convert_caches
@@ -46,6 +47,12 @@ class Context:
         self.discovered = False
         self._counter = 0
         self.used_random = False
+        # under a torchjax.func transform: torch.func's rules (autograd.Function needs setup_context)
+        self.torch_func = parent.torch_func if parent is not None else False
+
+    def fresh(self) -> Context:
+        """A root context for code JAX runs after this capture has ended (a custom backward)."""
+        return Context(None, key_factory=seed_from_torch)
 
     def lift(self, t: torch.Tensor) -> JaxTensor:
         hit = self.lifted.get(id(t))
@@ -127,9 +134,13 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     leaves, spec = pytree.tree_flatten((args, kwargs))
     wrapped = [_wrap_input(x) for x in leaves]
     targs, tkwargs = pytree.tree_unflatten(wrapped, spec)
+    # A capture of its own (not one level of a transform inside another) starts with
+    # gradients recorded, whatever the caller's grad mode: torch.func ignores a no_grad
+    # around a transform, and torch.no_grad() *inside* the code is what must be seen.
+    grad_mode = _recording() if ctx.parent is None else contextlib.nullcontext()
     push_context(ctx)
     try:
-        with CaptureMode(), torch.no_grad(), _module_path_tracking(fn):
+        with CaptureMode(), grad_mode, intercept_apply(), _module_path_tracking(fn):
             out = convert_caches(fn(*targs, **tkwargs))
             out = pytree.tree_map(array_of, out, is_leaf=is_size)
             _check_outputs(fn, out)
@@ -138,6 +149,12 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     arg_updates = {i: w.value for i, w in enumerate(wrapped) if isinstance(w, JaxTensor) and w.mutated}
     lifted_updates = [(t, jt.value, slot) for t, jt, slot in ctx.mutated_lifted()]
     return TraceResult(out, arg_updates, lifted_updates)
+
+
+@contextlib.contextmanager
+def _recording():
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 _module_stack: list[str] = []

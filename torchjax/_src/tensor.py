@@ -20,6 +20,7 @@ from torch.utils._pytree import tree_map
 
 from . import dtypes
 from .errors import TracingError, UnsupportedOpError
+from .grad_mode import detached_write, has_tangent_space, stop_reverse, untracked_write
 from .registry import lookup
 
 aten = torch.ops.aten
@@ -57,6 +58,7 @@ class JaxTensor(torch.Tensor):
         r._cached = value
         r._cached_version = r._storage.version
         r._reinterprets = False
+        r._detached = False
         return r
 
     def __init__(self, value, storage=None, view_fn=None):
@@ -112,6 +114,7 @@ class JaxTensor(torch.Tensor):
         composite = fn if parent is None else (lambda base: fn(parent(base)))
         out = JaxTensor(value, self._storage, composite)
         out._reinterprets = reinterprets or self._reinterprets
+        out._detached = self._detached
         return out
 
     def __repr__(self, *, tensor_contents=None) -> str:
@@ -119,9 +122,24 @@ class JaxTensor(torch.Tensor):
 
     __torch_function__ = torch._C._disabled_torch_function_impl
 
+    def map_read(self, fn: Callable[[jax.Array], jax.Array]) -> None:
+        """Make every later read of this tensor pass through ``fn`` (a stop-gradient).
+
+        A view composes ``fn`` after its view function; a tensor that owns its storage
+        (a fresh op output) has its stored value replaced.
+        """
+        if self._view_fn is None:
+            st = self._storage
+            st.value = fn(st.value)
+            st.version += 1
+        else:
+            view_fn = self._view_fn
+            self._view_fn = lambda base: fn(view_fn(base))
+            self._cached = fn(self._cached)
+
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
-        return dispatch(func, args, kwargs or {})
+        return handle(func, args, kwargs or {})
 
 
 # --------------------------------------------------------------------------- context
@@ -148,7 +166,7 @@ class CaptureMode(TorchDispatchMode):
     """Routes every ATen op (factories included) to torchjax while a capture runs."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return dispatch(func, args, kwargs or {})
+        return handle(func, args, kwargs or {})
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -351,7 +369,7 @@ def _scalar(func, args, kwargs):
 
 
 @_special(aten.detach.default, aten.alias.default)
-def _detach(func, args, kwargs):
+def _alias(func, args, kwargs):
     t = lift(args[0])
     return t.view_of(lambda v: v, t.value)
 
@@ -409,6 +427,97 @@ def _inplace_view(func, view_op, args, kwargs):
     target._storage, target._view_fn = view._storage, view._view_fn
     target._cached, target._cached_version = view._cached, view._cached_version
     return target
+
+
+class _Depth(threading.local):
+    value = 0  # 0: no op running; 1: an op the user's code called; more: ops inside it
+
+
+_depth = _Depth()
+
+
+def handle(func, args, kwargs):
+    """Run one ATen op, applying torch's gradient rules if the user's code called it.
+
+    Ops reached from inside another op (a decomposition, a functional rewrite, a rule
+    calling torch) are invisible to torch's autograd, which records only the op the
+    user called: for them, ``detach`` is a plain alias and grad mode is not consulted.
+    """
+    if _depth.value:
+        return dispatch(func, args, kwargs)
+    _depth.value = 1
+    try:
+        return _user_op(func, args, kwargs)
+    finally:
+        _depth.value = 0
+
+
+def _user_op(func, args, kwargs):
+    if func in _DETACHING:
+        return _DETACHING[func](args[0])
+    inference = torch.is_inference_mode_enabled()
+    recording = torch.is_grad_enabled() and not inference
+    written = _written_storages(func, args, kwargs) if func._schema.is_mutable else ()
+    out = dispatch(func, args, kwargs)
+    for jt, st, before in written:
+        after = st.value
+        if after is before or not (has_tangent_space(after) or has_tangent_space(before)):
+            continue
+        if inference or jt._detached:
+            st.value = detached_write(before, after)
+        elif not recording:
+            st.value = untracked_write(before, after)
+        else:
+            continue
+        st.version += 1
+    if not recording:
+        stop = jax.lax.stop_gradient if inference else stop_reverse
+        _stop_outputs(out, args, lambda v: stop(v) if has_tangent_space(v) else v)
+    return out
+
+
+def _written_storages(func, args, kwargs) -> list:
+    """(tensor, storage, value before the op) for each tensor argument the op writes."""
+    found = []
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is None or not a.alias_info.is_write:
+            continue
+        t = args[i] if i < len(args) else kwargs.get(a.name)
+        if isinstance(t, torch.Tensor):
+            jt = lift(t)
+            found.append((jt, jt._storage, jt._storage.value))
+    return found
+
+
+def _stop_outputs(out, args, stop) -> None:
+    """Stop the gradient of each tensor the op created (not of an argument it returns)."""
+    outs = out if isinstance(out, (list, tuple)) else (out,)
+    for o in outs:
+        if isinstance(o, JaxTensor) and not any(o is a for a in args):
+            o.map_read(stop)
+
+
+def _detach(t) -> JaxTensor:
+    """``t.detach()`` / ``t.data``: an alias of ``t`` with no gradient, forward or reverse."""
+    base = lift(t)
+    out = base.view_of(_stop_gradient, _stop_gradient(base.value))
+    out._detached = True
+    return out
+
+
+def _detach_inplace(t) -> torch.Tensor:
+    """``t.detach_()``: ``t`` itself stops carrying a gradient."""
+    jt = lift(t)
+    jt.map_read(_stop_gradient)
+    jt._detached = True
+    return t
+
+
+def _stop_gradient(v):
+    return jax.lax.stop_gradient(v) if has_tangent_space(v) else v
+
+
+_DETACHING = {aten.detach.default: _detach, aten.detach_.default: _detach_inplace}
 
 
 def dispatch(func, args, kwargs):

@@ -10,6 +10,7 @@ user's Python between them become one JAX program.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import types
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from torch.utils import _pytree as pytree
 
 from ..capture import Capture, Context, TraceResult, is_array, run_traced
 from ..compile import Compiled, jit_disabled
+from ..grad_mode import has_tangent_space, stop_reverse
 from ..tensor import JaxTensor, array_of, current_context, lift
 
 
@@ -182,6 +184,7 @@ class Child:
 
     def run(self, args: tuple, kwargs: dict, **extra) -> tuple[Any, tuple[list, list]]:
         child = Context(None, parent=self.ctx, **{**self.ctx_kwargs, **extra})
+        child.torch_func = True  # the function runs under a torchjax.func transform
         self.child = child
         res = run_traced(self.fn, args, kwargs, child)
         self.arg_slots = sorted(res.arg_updates)
@@ -211,6 +214,9 @@ class Transform:
     """Base of the torch.func-style transform objects."""
 
     api = "transform"
+    # Reverse-mode transforms (grad, vjp, jacrev) turn gradient recording on for their
+    # function, as torch.func's do.
+    enables_grad = False
 
     def __init__(self, fn: Callable):
         if not callable(fn):
@@ -261,18 +267,29 @@ class Transform:
         return self.finish(out, plan, to_torch_values=True)
 
     def _body(self, plan: Any, ctx: Context, args: tuple, kwargs: dict) -> TraceResult:
-        return self.impl(ctx, plan=plan, args=args, kwargs=kwargs)
+        # at top level a transform records gradients whatever the caller's grad mode, as
+        # torch.func's do (a no_grad around the call is ignored)
+        ctx.torch_func = True
+        with torch.inference_mode(False), torch.enable_grad():
+            return self.impl(ctx, plan=plan, args=args, kwargs=kwargs)
 
     def _inner(self, plan, args, kwargs):
         ctx = current_context()
         leaves, spec = pytree.tree_flatten((args, kwargs))
         arr_args, arr_kwargs = unwrap_tree((args, kwargs))
-        res = self.impl(ctx, plan=plan, args=arr_args, kwargs=arr_kwargs)
+        recording = torch.is_grad_enabled()
+        with torch.enable_grad() if self.enables_grad else contextlib.nullcontext():
+            res = self.impl(ctx, plan=plan, args=arr_args, kwargs=arr_kwargs)
+        out = res.out
+        if self.enables_grad and not recording:
+            # torch.func: a reverse-mode transform inside no_grad computes its result with
+            # gradients on, but the enclosing level does not record that computation
+            out = pytree.tree_map(lambda v: stop_reverse(v) if has_tangent_space(v) else v, out)
         for slot, value in res.arg_updates.items():
             target = leaves[slot]
             if isinstance(target, torch.Tensor):
                 lift(target).set_value(value)
-        return self.finish(wrap_tree(res.out), plan, to_torch_values=False)
+        return self.finish(wrap_tree(out), plan, to_torch_values=False)
 
 
 def as_tuple(x) -> tuple:

@@ -1,0 +1,56 @@
+"""Every private (or semi-private) JAX and torch name torchjax touches, in one place.
+
+Each import names the public alternative where one exists. ``tests/test_compat.py``
+imports this module and checks each name, so a JAX or torch release that moves one
+fails loudly there, naming the symbol, instead of changing behaviour silently.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# JAX's primitive extension points (documented in "How JAX primitives work"; no public
+# alternative: jax.custom_jvp/custom_vjp cannot express a tangent that flows forward but
+# not backward, which is what torch's no_grad means).
+from jax.interpreters import ad as jax_ad
+from jax.interpreters import batching as jax_batching
+from jax.interpreters import mlir as jax_mlir
+
+# torch.func's interpreter stack (is a transform running?) and its legacy batched
+# tensors (torch.autograd.functional's vectorize=True); public alternative: none.
+from torch._C._functorch import is_legacy_batchedtensor as is_legacy_batchedtensor
+from torch._C._functorch import peek_interpreter_stack as peek_interpreter_stack
+
+# torch.autograd.Function's own test for a new-style Function (setup_context defined);
+# public alternative: none (torch.func uses the same private helper).
+from torch.autograd.function import _is_setup_context_defined as is_setup_context_defined
+from torch.autograd.function import _SingleLevelFunction as SingleLevelFunction
+
+# torch's C implementation of Function.apply (what ``super().apply`` reaches); public
+# alternative: none.
+FunctionBase = torch._C._FunctionBase
+
+ad_Zero = jax_ad.Zero
+ad_deflinear2 = jax_ad.deflinear2
+ad_is_undefined_primal = jax_ad.is_undefined_primal
+ad_primitive_transposes = jax_ad.primitive_transposes
+ad_primitive_jvps = jax_ad.primitive_jvps
+batching_primitive_batchers = jax_batching.primitive_batchers
+mlir_register_lowering = jax_mlir.register_lowering
+mlir_lower_fun = jax_mlir.lower_fun
+
+NAMES = {
+    "jax.interpreters.ad.Zero": ad_Zero,
+    "jax.interpreters.ad.deflinear2": ad_deflinear2,
+    "jax.interpreters.ad.is_undefined_primal": ad_is_undefined_primal,
+    "jax.interpreters.ad.primitive_transposes": ad_primitive_transposes,
+    "jax.interpreters.ad.primitive_jvps": ad_primitive_jvps,
+    "jax.interpreters.batching.primitive_batchers": batching_primitive_batchers,
+    "jax.interpreters.mlir.register_lowering": mlir_register_lowering,
+    "jax.interpreters.mlir.lower_fun": mlir_lower_fun,
+    "torch.autograd.function._is_setup_context_defined": is_setup_context_defined,
+    "torch.autograd.function._SingleLevelFunction": SingleLevelFunction,
+    "torch._C._FunctionBase": FunctionBase,
+    "torch._C._functorch.is_legacy_batchedtensor": is_legacy_batchedtensor,
+    "torch._C._functorch.peek_interpreter_stack": peek_interpreter_stack,
+}
