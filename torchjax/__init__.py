@@ -17,6 +17,7 @@ from ._src.crossing import to_jax_array as to_jax_array
 from ._src.crossing import to_torch as to_torch
 from ._src.errors import TracingError as TracingError
 from ._src.errors import UnsupportedOpError as UnsupportedOpError
+from ._src.from_jax import from_jax as from_jax
 from ._src.registry import register_op as register_op
 from ._src.registry import registered_ops as registered_ops
 from ._src.tensor import JaxTensor as JaxTensor
@@ -33,6 +34,7 @@ __all__ = [
     "autograd",
     "clear_cache",
     "disable_jit",
+    "from_jax",
     "func",
     "functorch",
     "jit",
