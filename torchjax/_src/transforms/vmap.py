@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -60,24 +61,29 @@ class Vmap(Transform):
         batch_size, flat_in = plan
         flat_args, spec = pytree.tree_flatten(args)
         mapped = [i for i, d in enumerate(flat_in) if d is not None]
+        # One key for the whole batch: sample i draws from fold_in(key, i) whichever chunk
+        # it falls in, so chunks draw differently under 'different' and alike under 'same'.
+        base_key = ctx.derive_key() if self.randomness != "error" else None
+        once = functools.partial(self._vmap_once, ctx, spec, flat_in, mapped, kwargs, base_key)
         chunk = self.chunk_size or batch_size
         if chunk >= batch_size:
-            outs, side, child, rec = self._vmap_once(ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size)
+            outs, side, child, rec = once(flat_args, batch_size)
         else:
-            outs, side, child, rec = self._vmap_chunked(
-                ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size, chunk
-            )
+            outs, side, child, rec = self._vmap_chunked(once, flat_args, flat_in, mapped, batch_size, chunk)
         out = self._place_outputs(outs, rec)
-        updates = self._place_side(side, child, rec, flat_in)
+        unbatched = _unbatched_writes(child, rec, flat_in)
+        if unbatched:
+            raise self._unbatched_write_error(once, flat_args, batch_size, flat_in, unbatched, rec)
+        updates = self._place_side(side, child, flat_in)
         return TraceResult(out, updates)
 
-    def _vmap_once(self, ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size):
+    def _vmap_once(self, ctx, spec, flat_in, mapped, kwargs, base_key, flat_args, batch_size, offset=0, randomness=""):
+        """``jax.vmap`` of the function over ``batch_size`` samples, the first being sample ``offset``."""
         name = next(_axis_names)
-        rng_error = _RANDOM_ERROR if self.randomness == "error" else None
+        randomness = randomness or self.randomness
+        rng_error = f"{self.call_repr()}: {_RANDOM_ERROR}" if randomness == "error" else None
         child = Child(self.fn, ctx, rng_error=rng_error)
-        base_key = ctx.derive_key() if self.randomness != "error" else None
         rec: dict[str, Any] = {}
-        randomness = self.randomness
 
         def g(*vals):
             full = list(flat_args)
@@ -85,7 +91,7 @@ class Vmap(Transform):
                 full[i] = v
             key = None
             if randomness == "different":
-                key = jax.random.fold_in(base_key, jax.lax.axis_index(name))
+                key = jax.random.fold_in(base_key, offset + jax.lax.axis_index(name))
             elif randomness == "same":
                 key = base_key
             out, (arg_vals, lifted_vals) = child.run(pytree.tree_unflatten(full, spec), kwargs, key=key)
@@ -97,6 +103,7 @@ class Vmap(Transform):
             rec["batched"] = [_batched(x, trace) for x in arrays]
             rec["arg_batched"] = [_batched(x, trace) for x in arg_vals]
             rec["lifted_batched"] = [_batched(x, trace) for x in lifted_vals]
+            rec["used_random"] = child.child.used_random
             return arrays, (arg_vals, lifted_vals)
 
         in_axes = [flat_in[i] for i in mapped]
@@ -105,17 +112,31 @@ class Vmap(Transform):
         )
         return outs, side, child, rec
 
-    def _vmap_chunked(self, ctx, flat_args, spec, flat_in, mapped, kwargs, batch_size, chunk):
+    def _vmap_chunked(self, once, flat_args, flat_in, mapped, batch_size, chunk):
         results = []
         for start in range(0, batch_size, chunk):
             stop = min(start + chunk, batch_size)
             part = list(flat_args)
             for i in mapped:
                 part[i] = jax.lax.slice_in_dim(flat_args[i], start, stop, axis=flat_in[i])
-            results.append(self._vmap_once(ctx, part, spec, flat_in, mapped, kwargs, stop - start))
+            results.append(once(part, stop - start, offset=start))
         outs = [jnp.concatenate(parts, axis=0) for parts in zip(*(r[0] for r in results))]
         side = jax.tree_util.tree_map(lambda *p: jnp.concatenate(p, axis=0), *(r[1] for r in results))
         return outs, side, results[-1][2], results[-1][3]
+
+    def _unbatched_write_error(self, once, flat_args, batch_size, flat_in, unbatched, rec) -> RuntimeError:
+        """Which error a per-sample write into an unvmapped tensor gets, as torch.func tells them apart.
+
+        Under randomness='different' the write may come from an in-place random op
+        (``y.normal_()``): the function is traced once more with one key for all samples,
+        and a write that is no longer per-sample was made of draws only. Only on this
+        error path, so the normal call never pays for it.
+        """
+        if self.randomness == "different" and rec.get("used_random"):
+            _, _, child, same = once(flat_args, batch_size, randomness="same")
+            if set(unbatched) - set(_unbatched_writes(child, same, flat_in)):
+                return prefix_error(RuntimeError(_RANDOM_INPLACE), self.call_repr())
+        return _inplace_error(self)
 
     def _place_outputs(self, outs, rec):
         from torch._functorch.vmap import _broadcast_to_and_flatten
@@ -149,23 +170,34 @@ class Vmap(Transform):
                 leaves.append(jnp.moveaxis(value, 0, d % value.ndim))
         return pytree.tree_unflatten(leaves, out_spec)
 
-    def _place_side(self, side, child, rec, flat_in):
+    def _place_side(self, side, child, flat_in):
+        """Writes to the inputs and captured tensors, one level up (none is per-sample into an unvmapped tensor)."""
         arg_vals, lifted_vals = side
         placed_args = []
-        for slot, value, batched in zip(child.arg_slots, arg_vals, rec["arg_batched"]):
+        for slot, value in zip(child.arg_slots, arg_vals):
             d = flat_in[slot] if slot < len(flat_in) else None
-            if d is None:
-                if batched:
-                    raise _inplace_error(self)
-                placed_args.append(value[0])
-            else:
-                placed_args.append(jnp.moveaxis(value, 0, d))
-        placed_lifted = []
-        for value, batched in zip(lifted_vals, rec["lifted_batched"]):
-            if batched:
-                raise _inplace_error(self)
-            placed_lifted.append(value[0])
+            placed_args.append(value[0] if d is None else jnp.moveaxis(value, 0, d))
+        placed_lifted = [value[0] for value in lifted_vals]
         return child.apply_side((placed_args, placed_lifted))
+
+
+def _unbatched_writes(child: Child, rec: dict, flat_in) -> list:
+    """The tensors not vmapped over (unbatched inputs, captured tensors) that got a per-sample value."""
+    bad: list = []
+    for slot, batched in zip(child.arg_slots, rec["arg_batched"]):
+        if batched and (slot >= len(flat_in) or flat_in[slot] is None):
+            bad.append(("input", slot))
+    for t, batched in zip(child.lifted, rec["lifted_batched"]):
+        if batched:
+            bad.append(("captured", id(t)))
+    return bad
+
+
+_RANDOM_INPLACE = (
+    "Cannot ask for different inplace randomness on an unbatched tensor. This will appear "
+    "like same randomness. Draw into a tensor that is vmapped over instead (y = torch.randn_like(x) "
+    "for a vmapped x), or pass randomness='same' if every sample should see the same draw."
+)
 
 
 def _inplace_error(t: Vmap) -> RuntimeError:
