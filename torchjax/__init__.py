@@ -15,6 +15,7 @@ from ._src.convert import jit as jit
 from ._src.convert import to_jax as to_jax
 from ._src.crossing import to_jax_array as to_jax_array
 from ._src.crossing import to_torch as to_torch
+from ._src.custom_ops import register_callback as register_callback
 from ._src.errors import TracingError as TracingError
 from ._src.errors import UnsupportedOpError as UnsupportedOpError
 from ._src.from_jax import from_jax as from_jax
@@ -38,6 +39,7 @@ __all__ = [
     "func",
     "functorch",
     "jit",
+    "register_callback",
     "register_op",
     "registered_ops",
     "to_jax",

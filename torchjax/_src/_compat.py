@@ -21,10 +21,23 @@ from jax.interpreters import mlir as jax_mlir
 from torch._C._functorch import is_legacy_batchedtensor as is_legacy_batchedtensor
 from torch._C._functorch import peek_interpreter_stack as peek_interpreter_stack
 
+# torch.library.custom_op's registry of op definitions (implementation, backward,
+# setup_context); public alternative: none.
+from torch._library import custom_ops as _torch_custom_ops
+
 # torch.autograd.Function's own test for a new-style Function (setup_context defined);
 # public alternative: none (torch.func uses the same private helper).
 from torch.autograd.function import _is_setup_context_defined as is_setup_context_defined
 from torch.autograd.function import _SingleLevelFunction as SingleLevelFunction
+
+# Run torch code with the active dispatch modes off; public alternative: none.
+from torch.utils._python_dispatch import _disable_current_modes as disable_current_modes
+
+
+def custom_op_defs() -> dict:
+    """``{"ns::name": CustomOpDef}`` of every ``torch.library.custom_op``."""
+    return _torch_custom_ops.OPDEFS
+
 
 # torch's C implementation of Function.apply (what ``super().apply`` reaches); public
 # alternative: none.
@@ -51,6 +64,8 @@ NAMES = {
     "torch.autograd.function._is_setup_context_defined": is_setup_context_defined,
     "torch.autograd.function._SingleLevelFunction": SingleLevelFunction,
     "torch._C._FunctionBase": FunctionBase,
+    "torch._library.custom_ops.OPDEFS": _torch_custom_ops.OPDEFS,
+    "torch.utils._python_dispatch._disable_current_modes": disable_current_modes,
     "torch._C._functorch.is_legacy_batchedtensor": is_legacy_batchedtensor,
     "torch._C._functorch.peek_interpreter_stack": peek_interpreter_stack,
 }

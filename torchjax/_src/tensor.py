@@ -310,8 +310,22 @@ def _run_functionalized(func, twin, args, kwargs):
     return result[0] if n_out == 1 else tuple(result[:n_out])
 
 
+_FALLBACKS: list[Callable] = []
+
+
+def register_fallback(fn: Callable) -> None:
+    """Add a handler tried, before torch's decompositions, for an op with no rule: it
+    returns the op's result, or ``NotImplemented`` to pass (custom ops use this)."""
+    _FALLBACKS.append(fn)
+
+
 def _decompose(func, args, kwargs):
     from torch._decomp import decomposition_table
+
+    for fallback in _FALLBACKS:
+        out = fallback(func, args, kwargs)
+        if out is not NotImplemented:
+            return out
 
     decomp = decomposition_table.get(func)
     ctx = current_context()
