@@ -35,6 +35,7 @@ from .crossing import (
     numpy_view_to_torch,
     tensor_to_jax,
 )
+from .torch_autograd import AutogradProgram
 
 Body = Callable[[Context, tuple, dict], TraceResult]
 
@@ -77,6 +78,7 @@ def disable_jit():
 
 
 _NO_SEED = np.zeros(2, np.uint32)
+_NOT_DIFFERENTIABLE = object()  # a call torch autograd need not record: run it as any other
 
 # Output buffers at least this large are reused from call to call (see _Entry.pool).
 REUSE_MIN_BYTES = 16 << 20
@@ -230,6 +232,12 @@ class _Entry:
     pool: dict = field(default_factory=dict)  # output position -> [(array, ref to its view)]
     pooled_bytes: int = 0
     reuse_executable: Any = None
+    # The trace, compiled into ``executable`` by the first call that does not need
+    # gradients (a training loop never does), and its program, which torch autograd
+    # differentiates (``autograd``) when a call does.
+    traced: Any = None
+    program: Any = None
+    autograd: AutogradProgram | None = None
 
     def inputs(self, leaves: list, dyn_pos: list[int]) -> list:
         """The call's tensors as executable inputs.
@@ -268,11 +276,15 @@ class _Entry:
                 out_arrays = [array_to_torch(a) for a in out_arrays]
         elif self.jaxpr is not None:  # JAX arrays go to the caller as they are: nothing to keep
             self.drop_reuse()
+        return self.structure(out_arrays)
+
+    def structure(self, out_values: list) -> Any:
+        """The output values put back into the traced output structure."""
         if not self.out_static and self.out_spec.is_leaf():
-            return out_arrays[0]
+            return out_values[0]
         out_leaves = []
-        it = iter(out_arrays)
-        for i in range(len(out_arrays) + len(self.out_static)):
+        it = iter(out_values)
+        for i in range(len(out_values) + len(self.out_static)):
             out_leaves.append(self.out_static[i] if i in self.out_static else next(it))
         return pytree.tree_unflatten(out_leaves, self.out_spec)
 
@@ -391,14 +403,24 @@ class Compiled:
         dyn_vals = entry.inputs(call.leaves, call.dyn_pos)
         cvals = self.capture.captured_values(entry.n_captured)
         seed = seed_from_torch() if entry.used_random else _NO_SEED
+        if to_torch and torch.is_grad_enabled():
+            wrt = self._requiring_grad(entry, call)
+            if wrt:
+                out = self._execute_differentiable(entry, call, wrt, [*cvals, seed, *dyn_vals])
+                if out is not _NOT_DIFFERENTIABLE:
+                    return out
         args: tuple = (cvals, seed, dyn_vals)
         executable = entry.executable
+        if executable is None:
+            executable = self._compile_plain(entry)
         buffers = entry.take_buffers() if entry.pool else None
         if buffers is not None:
             args = (*args, buffers)
-            executable = entry.reuse_executable or self._compile_reuse(entry, args)
-            if executable is None:
-                args, executable = args[:3], entry.executable
+            reuse = entry.reuse_executable or self._compile_reuse(entry, args)
+            if reuse is None:
+                args = args[:3]
+            else:
+                executable = reuse
         if entry.x64:
             with jax.enable_x64(True):
                 out_arrays, arg_updates, cap_updates = executable(*args)
@@ -407,6 +429,47 @@ class Compiled:
         if arg_updates or cap_updates:
             self._write_back(entry, call, arg_updates, cap_updates)
         return entry.outputs(out_arrays, to_torch)
+
+    def _compile_plain(self, entry: _Entry):
+        with jax.enable_x64(True):
+            entry.executable = entry.traced.lower().compile()
+        entry.traced = None
+        return entry.executable
+
+    def _requiring_grad(self, entry: _Entry, call: Prepared) -> tuple[int, ...]:
+        """Positions, among the program's inputs (captured tensors, seed, call tensors),
+        of the tensors that require grad (only floating and complex tensors can)."""
+        n = entry.n_captured
+        captured = self.capture.captured
+        wrt = [i for i in range(n) if captured[i].requires_grad]
+        leaves = call.leaves
+        for j, i in enumerate(call.dyn_pos):
+            x = leaves[i]
+            if isinstance(x, torch.Tensor) and x.requires_grad:
+                wrt.append(n + 1 + j)
+        return tuple(wrt)
+
+    def _execute_differentiable(self, entry: _Entry, call: Prepared, wrt: tuple[int, ...], values: list):
+        """A call torch autograd records: its outputs' backward is the compiled pullback of
+        the program (see ``torch_autograd``). Writes to buffers are applied once, here."""
+        program = entry.autograd
+        if program is None:
+            n_out = len(entry.program.jaxpr.outvars) - len(entry.arg_update_slots) - len(entry.captured_update_slots)
+            program = entry.autograd = AutogradProgram(entry.program, n_out, self.name)
+        leaves = call.leaves
+        sources = [
+            *self.capture.captured[: entry.n_captured],
+            None,  # the PRNG seed
+            *[leaves[i] if isinstance(leaves[i], torch.Tensor) else None for i in call.dyn_pos],
+        ]
+        result = program.run(wrt, values, sources)
+        if result is None:
+            return _NOT_DIFFERENTIABLE
+        outs, updates = result
+        if updates:
+            k = len(entry.arg_update_slots)
+            self._write_back(entry, call, updates[:k], updates[k:])
+        return entry.structure(outs)
 
     def _compile_reuse(self, entry: _Entry, args: tuple):
         """The entry's program with one more argument, the buffers to write the reusable
@@ -491,7 +554,9 @@ class Compiled:
             jaxpr=traced.jaxpr if reusable else None,
             out_tree=jax.tree_util.tree_structure(traced.out_info) if reusable else None,
             x64=any(_is_64_bit(v.dtype) for v in (*cvals, *dyn_vals)),
-            executable=None if eager else traced.lower().compile(),
+            executable=None,
+            traced=None if eager else traced,
+            program=None if eager else traced.jaxpr,
             n_captured=len(cvals),
             used_random=meta["used_random"],
             out_spec=meta["out_spec"],

@@ -187,12 +187,21 @@ def jit(fn: Callable) -> TorchFunction:
     in-place writes to inputs or captured tensors (BatchNorm running statistics, an
     ``add_`` on an argument) are applied to the torch tensors afterwards.
 
+    The outputs join torch autograd when grad mode is on and an input or a captured
+    tensor requires grad: their ``grad_fn`` runs the compiled ``jax.vjp`` of the
+    program, on residuals the forward kept as JAX buffers, and ``backward()`` fills the
+    ``.grad`` of those tensors (a module's parameters too). ``create_graph=True``
+    works. Under ``torch.no_grad()``, or when nothing requires grad, nothing is kept.
+
     Example:
         >>> import torch, torchjax
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
         >>> fast = torchjax.jit(model)
         >>> torch.allclose(fast(torch.ones(2, 4)), model(torch.ones(2, 4)), atol=1e-6)
         True
+        >>> fast(torch.ones(2, 4)).sum().backward()
+        >>> model[0].weight.grad.shape
+        torch.Size([8, 4])
     """
     if not callable(fn):
         raise TypeError(f"jit: expected a callable or torch.nn.Module, got {type(fn).__name__}")
