@@ -33,6 +33,12 @@ from torch.autograd.function import _SingleLevelFunction as SingleLevelFunction
 # Run torch code with the active dispatch modes off; public alternative: none.
 from torch.utils._python_dispatch import _disable_current_modes as disable_current_modes
 
+# torch.utils.checkpoint's two routes: use_reentrant=True applies this old-style
+# autograd.Function; use_reentrant=False drives this generator, which ``checkpoint``
+# looks up as a module attribute at every call. Public alternative: none.
+from torch.utils.checkpoint import CheckpointFunction as CheckpointFunction
+from torch.utils.checkpoint import _checkpoint_without_reentrant_generator as checkpoint_generator
+
 
 def custom_op_defs() -> dict:
     """``{"ns::name": CustomOpDef}`` of every ``torch.library.custom_op``."""
@@ -42,6 +48,22 @@ def custom_op_defs() -> dict:
 # torch's C implementation of Function.apply (what ``super().apply`` reaches); public
 # alternative: none.
 FunctionBase = torch._C._FunctionBase
+
+# the module whose generator a capture replaces (see checkpoint.intercept_checkpoint)
+torch_checkpoint_module = torch.utils.checkpoint
+
+
+def checkpoint_call_result(frame, missing):
+    """What ``torch.utils.checkpoint.checkpoint`` got from its own call of the region:
+    its local ``ret``, read from its frame (the one that resumed our generator), or
+    ``missing``. torch gives the generator no other way to see it; a torch release that
+    renames the local makes ``tests/test_checkpoint.py`` fail (its warning is an error
+    there)."""
+    code = frame.f_code
+    if code.co_name != "checkpoint" or code.co_filename != torch_checkpoint_module.__file__:
+        return missing
+    return frame.f_locals.get("ret", missing)
+
 
 ad_Zero = jax_ad.Zero
 ad_deflinear2 = jax_ad.deflinear2
@@ -64,6 +86,8 @@ NAMES = {
     "torch.autograd.function._is_setup_context_defined": is_setup_context_defined,
     "torch.autograd.function._SingleLevelFunction": SingleLevelFunction,
     "torch._C._FunctionBase": FunctionBase,
+    "torch.utils.checkpoint.CheckpointFunction": CheckpointFunction,
+    "torch.utils.checkpoint._checkpoint_without_reentrant_generator": checkpoint_generator,
     "torch._library.custom_ops.OPDEFS": _torch_custom_ops.OPDEFS,
     "torch.utils._python_dispatch._disable_current_modes": disable_current_modes,
     "torch._C._functorch.is_legacy_batchedtensor": is_legacy_batchedtensor,

@@ -35,7 +35,8 @@ from jax.custom_batching import custom_vmap
 from torch.utils import _pytree as pytree
 
 from . import dtypes
-from ._compat import FunctionBase, SingleLevelFunction, is_setup_context_defined
+from ._compat import CheckpointFunction, FunctionBase, SingleLevelFunction, is_setup_context_defined
+from .checkpoint import call_reentrant
 from .grad_mode import forward_rule, missing_tangent, note_mode_specific, reverse_call
 from .tensor import CaptureMode, JaxTensor, array_of, current_context, lift, pop_context, push_context
 
@@ -235,6 +236,8 @@ def _scope(fresh: Callable):
 
 def call_function(cls, args: tuple, kwargs: dict):
     """``cls.apply(*args, **kwargs)`` inside a capture."""
+    if cls is CheckpointFunction:  # checkpoint(fn, *args, use_reentrant=True)
+        return call_reentrant(args[0], args[2:])
     ctx = current_context()
     strict = ctx.torch_func
     if strict and not is_setup_context_defined(cls.setup_context):

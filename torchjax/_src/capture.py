@@ -21,6 +21,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from .autograd_function import intercept_apply
+from .checkpoint import intercept_checkpoint
 from .crossing import crossing_cache
 from .errors import TracingError
 from .hf import convert_caches
@@ -53,6 +54,11 @@ class Context:
     def fresh(self) -> Context:
         """A root context for code JAX runs after this capture has ended (a custom backward)."""
         return Context(None, key_factory=seed_from_torch)
+
+    def child(self) -> Context:
+        """A level below this one for code that JAX traces apart (a checkpointed region): it
+        reads this level's tensors and keys, and keeps its own in-place writes."""
+        return Context(None, parent=self, rng_error=self.rng_error)
 
     def lift(self, t: torch.Tensor) -> JaxTensor:
         hit = self.lifted.get(id(t))
@@ -140,7 +146,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     grad_mode = _recording() if ctx.parent is None else contextlib.nullcontext()
     push_context(ctx)
     try:
-        with CaptureMode(), grad_mode, intercept_apply(), _module_path_tracking(fn):
+        with CaptureMode(), grad_mode, intercept_apply(), intercept_checkpoint(), _module_path_tracking(fn):
             out = convert_caches(fn(*targs, **tkwargs))
             out = pytree.tree_map(array_of, out, is_leaf=is_size)
             _check_outputs(fn, out)
