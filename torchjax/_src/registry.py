@@ -21,6 +21,7 @@ Rule = Callable[..., Any]
 F = TypeVar("F", bound=Rule)
 
 _RULES: dict[OpOverload, Rule] = {}
+_HANDLERS: dict[OpOverload, Rule] = {}
 
 
 def _as_overloads(ops) -> list[OpOverload]:
@@ -37,27 +38,53 @@ def _as_overloads(ops) -> list[OpOverload]:
     return out
 
 
+def _claim(table: dict, ops: tuple, fn: Rule, override: bool) -> None:
+    """Put ``fn`` in ``table`` for each overload; an overload already in either table raises."""
+    overloads = _as_overloads(ops)
+    for op in overloads:
+        prior = _RULES.get(op) or _HANDLERS.get(op)
+        if prior is not None and not override:
+            raise ValueError(
+                f"register: {op} already has the rule {prior.__module__}.{prior.__qualname__}; "
+                "pass override=True to replace it"
+            )
+    for op in overloads:
+        _RULES.pop(op, None)
+        _HANDLERS.pop(op, None)
+        table[op] = fn
+
+
 def register(*ops: OpOverload, override: bool = False) -> Callable[[F], F]:
     """Register ``fn`` as the rule for each overload in ``ops``.
 
     A second registration of the same overload raises ``ValueError`` unless
     ``override=True``: silently replacing a rule is how a table rots.
     """
-    overloads = _as_overloads(ops)
+    _as_overloads(ops)
 
     def deco(fn: F) -> F:
-        for op in overloads:
-            if op in _RULES and not override:
-                prior = _RULES[op]
-                raise ValueError(
-                    f"register: {op} already has the rule {prior.__module__}.{prior.__qualname__}; "
-                    "pass override=True to replace it"
-                )
-        for op in overloads:
-            _RULES[op] = fn
+        _claim(_RULES, ops, fn, override)
         return fn
 
     return deco
+
+
+def register_handler(*ops: OpOverload) -> Callable[[F], F]:
+    """Register a torch-level handler ``fn(func, args, kwargs)`` for ops whose meaning is
+    about tensors rather than values (``detach``, ``set_``, ``.item()``): the dispatcher
+    calls it with the torch arguments instead of a rule over arrays. Same duplicate
+    check as :func:`register`, across both tables."""
+    _as_overloads(ops)
+
+    def deco(fn: F) -> F:
+        _claim(_HANDLERS, ops, fn, False)
+        return fn
+
+    return deco
+
+
+def lookup_handler(op: OpOverload) -> Rule | None:
+    return _HANDLERS.get(op)
 
 
 def register_op(*ops: OpOverload, override: bool = False) -> Callable[[F], F]:

@@ -8,12 +8,18 @@ the base as in torch.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
@@ -21,7 +27,7 @@ from torch.utils._pytree import tree_map
 from . import dtypes
 from .errors import TracingError, UnsupportedOpError
 from .grad_mode import detached_write, has_tangent_space, stop_reverse, untracked_write
-from .registry import lookup
+from .registry import lookup, lookup_handler, register_handler
 
 aten = torch.ops.aten
 
@@ -206,14 +212,20 @@ def _wrap(x):
     return x
 
 
+def _library_dirs() -> tuple[str, ...]:
+    """The folders of the libraries between the user's code and a traced op."""
+    mods = (torch, jax, jaxlib, sys.modules[__name__.rsplit(".", 2)[0]])
+    return (*(os.path.dirname(m.__file__) + os.sep for m in mods), contextlib.__file__, functools.__file__)
+
+
 def _user_frame() -> str:
     """The innermost stack frame that belongs to the user rather than torch/torchjax/jax."""
-    import traceback
-
-    skip = ("/torch/", "/torchjax/", "/jax/", "/jaxlib/", "<frozen", "/contextlib.py", "/functools.py")
+    libraries = _library_dirs()
     for frame in reversed(traceback.extract_stack()):
-        if not any(s in frame.filename for s in skip):
-            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
+        name = frame.filename
+        if name.startswith("<frozen") or name.startswith(libraries):
+            continue
+        return f'File "{name}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
     return "<unknown>"
 
 
@@ -358,37 +370,27 @@ def unsupported(func) -> UnsupportedOpError:
     )
 
 
-_SPECIAL: dict[Any, Callable] = {}
-
-
-def _special(*ops):
-    def deco(fn):
-        for op in ops:
-            _SPECIAL[op] = fn
-        return fn
-
-    return deco
-
-
-@_special(aten.lift_fresh.default, aten.lift_fresh_copy.default)
+@register_handler(aten.lift_fresh.default, aten.lift_fresh_copy.default)
 def _lift_fresh(func, args, kwargs):
     (t,) = args
     return t if isinstance(t, JaxTensor) else JaxTensor(_concrete(t))
 
 
-@_special(aten._local_scalar_dense.default, aten.is_nonzero.default)
+@register_handler(aten._local_scalar_dense.default, aten.is_nonzero.default)
 def _scalar(func, args, kwargs):
     out = _to_python_scalar(func, args[0])
     return bool(out) if func is aten.is_nonzero.default else out
 
 
-@_special(aten.detach.default, aten.alias.default)
-def _alias(func, args, kwargs):
+@register_handler(aten.detach.default)
+def _inner_detach(func, args, kwargs):
+    """A detach inside another op (a decomposition): torch's autograd never sees it, so
+    it is a plain alias. The user's own detach is :func:`_detach`."""
     t = lift(args[0])
     return t.view_of(lambda v: v, t.value)
 
 
-@_special(aten.set_.source_Tensor)
+@register_handler(aten.set_.source_Tensor)
 def _set_source(func, args, kwargs):
     self, src = lift(args[0]), lift(args[1])
     if tuple(self.shape) != tuple(src.shape) or self.dtype != src.dtype:
@@ -397,7 +399,7 @@ def _set_source(func, args, kwargs):
     return self
 
 
-@_special(aten.resize_.default)
+@register_handler(aten.resize_.default)
 def _resize(func, args, kwargs):
     self = lift(args[0])
     if tuple(self.shape) == tuple(args[1]):
@@ -535,7 +537,7 @@ _DETACHING = {aten.detach.default: _detach, aten.detach_.default: _detach_inplac
 
 
 def dispatch(func, args, kwargs):
-    special = _SPECIAL.get(func)
+    special = lookup_handler(func)
     if special is not None:
         return special(func, args, kwargs)
 
