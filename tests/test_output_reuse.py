@@ -12,17 +12,17 @@ import pytest
 import torch
 
 import torchjax
-from torchjax._src import compile as compile_mod
+from torchjax._src.compile import SETTINGS, Settings, reuse
 from torchjax._src.transforms import base
 
 N = 64  # outputs of N x N x N float32: 1 MiB, over the threshold the fixture sets
 
 
 @pytest.fixture(autouse=True)
-def small_threshold(monkeypatch):
-    monkeypatch.setattr(compile_mod, "REUSE_MIN_BYTES", 4096)
-    monkeypatch.setattr(compile_mod, "REUSE_BUDGET", 1 << 30)
-    torchjax.clear_cache()  # functions of one code object share a cache: start each test afresh
+def small_threshold():
+    with SETTINGS.override(output_reuse_min_bytes=4096, output_reuse_budget=1 << 30):
+        torchjax.clear_cache()  # functions of one code object share a cache: start each test afresh
+        yield
 
 
 def _outer():
@@ -51,7 +51,7 @@ def test_dropped_output_buffer_is_written_by_next_call():
     fourth = f(a, b)
     assert fourth.data_ptr() == freed_ptr  # the free one of the two
     torch.testing.assert_close(fourth, second)
-    assert _entry(f).reuse_executable is not None
+    assert _entry(f).reuse.donating is not None
 
 
 def _as_tensor(x):
@@ -86,7 +86,7 @@ def test_output_reachable_in_any_way_is_never_written(how):
     del out
     later = [f(torch.randn(N), torch.randn(N, N)).data_ptr() for _ in range(4)]  # each dropped at once
     assert ptr not in later
-    assert _entry(f).reuse_executable is not None  # the later calls did reuse buffers
+    assert _entry(f).reuse.donating is not None  # the later calls did reuse buffers
     torch.testing.assert_close(read(held), pick(expected))
 
 
@@ -98,7 +98,7 @@ def test_input_passed_through_is_never_reused():
         same, _ = f(x, torch.tensor(2.0))
         del same
     torch.testing.assert_close(x, before)
-    assert _entry(f).reusable == (1,)
+    assert _entry(f).reuse.positions == (1,)
 
 
 def test_output_fed_back_as_input():
@@ -134,14 +134,14 @@ def test_vjp_residuals_stay_while_the_vjp_function_lives():
         torch.testing.assert_close(g, x.exp() * 3.0)
 
 
-def test_budget_limits_what_is_kept(monkeypatch):
-    monkeypatch.setattr(compile_mod, "REUSE_BUDGET", N**3 * 4 - 1)  # less than one output
+def test_budget_limits_what_is_kept():
     f = _outer()
     a, b = torch.randn(N), torch.randn(N, N)
-    for _ in range(3):
-        f(a, b)
-    entry = _entry(f)
-    assert entry.pool == {} and entry.pooled_bytes == 0 and entry.reuse_executable is None
+    with SETTINGS.override(output_reuse_budget=N**3 * 4 - 1):  # less than one output
+        for _ in range(3):
+            f(a, b)
+    kept = _entry(f).reuse
+    assert kept.kept == {} and kept.kept_bytes == 0 and kept.donating is None
 
 
 def test_threads_calling_at_once_get_their_own_results():
@@ -166,33 +166,51 @@ def test_threads_calling_at_once_get_their_own_results():
     assert errors == []
 
 
-def test_default_threshold(monkeypatch):
-    monkeypatch.setattr(compile_mod, "REUSE_MIN_BYTES", 16 << 20)
-    f = _outer()
-    f(torch.randn(N), torch.randn(N, N))  # 1 MiB: not worth a kept buffer
-    assert _entry(f).reusable == () and _entry(f).jaxpr is None
-    g = _outer()
-    a, b = torch.randn(1024), torch.randn(5, 1024)  # 20 MiB
-    ptr = g(a, b).data_ptr()
-    out = g(a, b)
-    assert _entry(g).reusable == (0,) and out.data_ptr() == ptr
+def test_default_threshold():
+    assert Settings().output_reuse_min_bytes == 16 << 20
+    with SETTINGS.override(output_reuse_min_bytes=Settings().output_reuse_min_bytes):
+        f = _outer()
+        f(torch.randn(N), torch.randn(N, N))  # 1 MiB: not worth a kept buffer
+        assert _entry(f).reuse is None
+        g = _outer()
+        a, b = torch.randn(1024), torch.randn(5, 1024)  # 20 MiB
+        ptr = g(a, b).data_ptr()
+        out = g(a, b)
+    assert _entry(g).reuse.positions == (0,) and out.data_ptr() == ptr
     torch.testing.assert_close(out, a[None, :, None] * b[:, None, :] + 1.0)
 
 
-def test_budget_from_environment(monkeypatch):
-    monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "0")
-    assert compile_mod._reuse_budget() == 0
-    monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "1.5")
-    assert compile_mod._reuse_budget() == 3 << 19
-    monkeypatch.setenv("TORCHJAX_OUTPUT_REUSE_MB", "lots")
+def test_settings_from_environment():
+    assert Settings.from_environment({"TORCHJAX_OUTPUT_REUSE_MB": "0"}).output_reuse_budget == 0
+    assert Settings.from_environment({"TORCHJAX_OUTPUT_REUSE_MB": "1.5"}).output_reuse_budget == 3 << 19
+    assert Settings.from_environment({}).output_reuse_budget > 0  # a share of physical memory
     with pytest.raises(ValueError, match="TORCHJAX_OUTPUT_REUSE_MB"):
-        compile_mod._reuse_budget()
+        Settings.from_environment({"TORCHJAX_OUTPUT_REUSE_MB": "lots"})
+    assert Settings.from_environment({"TORCHJAX_DISABLE_JIT": "1"}).disable_jit
+    assert not Settings.from_environment({"TORCHJAX_DISABLE_JIT": "0"}).disable_jit
+
+
+def test_settings_override_restores_and_rejects_unknown_names():
+    before = SETTINGS.output_reuse_budget
+    with SETTINGS.override(output_reuse_budget=7):
+        assert SETTINGS.output_reuse_budget == 7
+    assert SETTINGS.output_reuse_budget == before
+    with pytest.raises(TypeError, match="no setting named 'reuse_budget'"):
+        with SETTINGS.override(reuse_budget=7):
+            pass
+
+
+def test_reuse_off_in_settings_keeps_nothing():
+    f = _outer()
+    with SETTINGS.override(output_reuse_budget=0):
+        f(torch.randn(N), torch.randn(N, N))
+    assert _entry(f).reuse is None
 
 
 def test_clear_cache_releases_kept_buffers():
     f = _outer()
     f(torch.randn(N), torch.randn(N, N))
-    kept = [weakref.ref(a) for slot in _entry(f).pool.values() for a, _ in slot]
+    kept = [weakref.ref(a) for slot in _entry(f).reuse.kept.values() for a, _ in slot]
     assert kept and all(r() is not None for r in kept)
     torchjax.clear_cache()
     gc.collect()
@@ -216,7 +234,7 @@ def test_jit_reuses_and_to_jax_hands_its_arrays_over():
     for _ in range(3):
         pure(ja, jb)
     (entry,) = pure.compiled._cache.values()
-    assert entry.jaxpr is None and entry.pool == {} and entry.reuse_executable is None
+    assert entry.reuse is None
     torch.testing.assert_close(torchjax.to_torch(first), outer(a, b))
 
 
@@ -224,7 +242,7 @@ def test_reuse_that_does_not_compile_warns_and_the_call_still_runs(monkeypatch):
     def broken(jaxpr):
         raise NotImplementedError("no donation here")
 
-    monkeypatch.setattr(compile_mod.jax_core, "jaxpr_as_fun", broken)
+    monkeypatch.setattr(reuse.jax_core, "jaxpr_as_fun", broken)
     f = _outer()
     a, b = torch.randn(N), torch.randn(N, N)
     f(a, b)
@@ -232,5 +250,5 @@ def test_reuse_that_does_not_compile_warns_and_the_call_still_runs(monkeypatch):
         out = f(a, b)
     torch.testing.assert_close(out, a[None, :, None] * b[:, None, :] + 1.0)
     entry = _entry(f)
-    assert entry.reusable == () and entry.pool == {}
+    assert entry.reuse is None
     torch.testing.assert_close(f(a, b), out)  # and no further attempt, no further warning

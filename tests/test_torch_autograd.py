@@ -128,12 +128,12 @@ def test_no_grad_fn_under_no_grad_inference_mode_or_when_nothing_requires_grad()
         out_inference = fast(x)
     assert not out.requires_grad and out.grad_fn is None
     assert not out_inference.requires_grad and out_inference.grad_fn is None
-    assert _entry(fast).autograd is None  # no differentiable program built, no residuals kept
+    assert _entry(fast).program.autograd is None  # no differentiable program built, no residuals kept
 
     model.requires_grad_(False)
     out = fast(x.detach())
     assert not out.requires_grad and out.grad_fn is None
-    assert _entry(fast).autograd is None
+    assert _entry(fast).program.autograd is None
     torch.testing.assert_close(out, model(x.detach()))
 
 
@@ -212,7 +212,7 @@ def test_weights_are_residuals_as_they_are_not_copies():
     model = MLP()
     fast = torchjax.jit(model)
     fast(torch.randn(5, 6)).sum().backward()
-    (forward,) = _entry(fast).autograd._forwards.values()
+    (forward,) = _entry(fast).program.autograd._forwards.values()
     kept = forward.executable.out_info[3]  # the residuals the program returns besides its outputs
     assert not {tuple(k.shape) for k in kept} & {(6, 16), (16, 3)}  # no transposed weight copies
     out = fast(torch.randn(5, 6))

@@ -10,6 +10,7 @@ or captured tensors are returned as updates and applied by the caller.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,50 +164,91 @@ def _recording():
         yield
 
 
-_module_stack: list[str] = []
-_module_names: dict[int, str] = {}
+class _ModulePath(threading.local):
+    """The modules being run by this thread's capture, outermost first ('' for the root)."""
+
+    def __init__(self):
+        self.stack: list[str] = []
+        self.names: dict[int, str] = {}  # id(module) -> its path in the captured root module
+
+
+_module_path = _ModulePath()
+
+
+def _enter_module(module, args) -> None:
+    if _module_path.stack:  # this thread is capturing
+        _module_path.stack.append(_module_path.names.get(id(module), type(module).__name__))
+
+
+def _exit_module(module, args, out) -> None:
+    if len(_module_path.stack) > 1:
+        _module_path.stack.pop()
+
+
+class _ModuleHooks:
+    """torch's global forward hooks, registered while at least one thread captures.
+
+    One pair for all threads, so each module call pushes and pops once however many
+    threads capture at the same time.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._handles: list = []
+
+    @contextlib.contextmanager
+    def held(self):
+        with self._lock:
+            if not self._users:
+                self._handles = [
+                    torch.nn.modules.module.register_module_forward_pre_hook(_enter_module),
+                    torch.nn.modules.module.register_module_forward_hook(_exit_module),
+                ]
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if not self._users:
+                    for h in self._handles:
+                        h.remove()
+                    self._handles = []
+
+
+_module_hooks = _ModuleHooks()
 
 
 @contextlib.contextmanager
 def _module_path_tracking(fn):
     """Keep the path of the nn.Module being run, for error messages (see ``module_path``).
 
-    The hooks are torch's global forward hooks, registered for the length of the
-    capture only and removed after it, so nothing outside a capture sees them.
+    The hooks are torch's global forward hooks, registered for the length of captures
+    only and removed after them, so nothing outside a capture sees them. Each thread
+    keeps its own path.
     """
-    if _module_stack:  # a nested capture: the outer one already tracks
+    state = _module_path
+    if state.stack:  # a nested capture: the outer one already tracks
         yield
         return
     root = fn if isinstance(fn, torch.nn.Module) else getattr(fn, "__self__", None)
     if isinstance(root, torch.nn.Module):
-        _module_names.update(
+        state.names.update(
             {id(m): f"{n} ({type(m).__name__})" if n else type(m).__name__ for n, m in root.named_modules()}
         )
-
-    def pre(module, args):
-        _module_stack.append(_module_names.get(id(module), type(module).__name__))
-
-    def post(module, args, out):
-        if _module_stack:
-            _module_stack.pop()
-
-    handles = [
-        torch.nn.modules.module.register_module_forward_pre_hook(pre),
-        torch.nn.modules.module.register_module_forward_hook(post),
-    ]
-    _module_stack.append("")
+    state.stack.append("")
     try:
-        yield
+        with _module_hooks.held():
+            yield
     finally:
-        for h in handles:
-            h.remove()
-        _module_stack.clear()
-        _module_names.clear()
+        state.stack.clear()
+        state.names.clear()
 
 
 def module_path() -> str | None:
-    """Where in the model the capture is now: ``'transformer.h.0.attn (GPT2Attention)'``."""
-    names = [n for n in _module_stack if n]
+    """Where in the model this thread's capture is now: ``'transformer.h.0.attn (GPT2Attention)'``."""
+    names = [n for n in _module_path.stack if n]
     return names[-1] if names else None
 
 
@@ -275,6 +317,9 @@ def as_jnp(x):
     return jnp.asarray(x)
 
 
+# Types registered with JAX's pytree registry, which cannot forget a registration: not a
+# cache, so not in the cache registry (emptied, the next bridging would register a type
+# twice, which JAX refuses). It also holds types JAX flattened already, to look them up once.
 _BRIDGED: set[type] = set()
 
 
@@ -317,5 +362,7 @@ def _instance_probe(node):
     # A placeholder standing for an instance of node.type: JAX only needs to look up the type.
     try:
         return pytree.tree_unflatten([_Probe()] * node.num_leaves, node)
-    except Exception:
+    except (TypeError, ValueError, AttributeError):
+        # the type's own unflatten rejects placeholders (a dataclass whose __post_init__
+        # reads its fields): a bare stand-in, which JAX takes for a leaf
         return _Probe()

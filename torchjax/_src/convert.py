@@ -10,6 +10,7 @@ import jax
 import torch
 from torch.utils import _pytree as pytree
 
+from . import caches
 from .capture import Capture, Context, any_tracer, bridge_pytree_types, run_traced, seed_from_torch, write_back
 from .compile import Compiled, jit_disabled
 from .crossing import to_jax_array
@@ -34,6 +35,7 @@ class JaxFunction:
         self.compiled = Compiled(self.capture, self.name)
         self._warn_input_mutation = warn_input_mutation
         self._warned_x32 = False
+        caches.register_owner(self)
 
     def __call__(self, *args, rng_key: jax.Array | None = None, **kwargs):
         leaves = pytree.tree_leaves((args, kwargs))
@@ -92,6 +94,10 @@ class JaxFunction:
                 RuntimeWarning,
                 stacklevel=4,
             )
+
+    def clear_cache(self) -> None:
+        """Drop this function's compiled programs (they are rebuilt on the next call)."""
+        self.compiled.clear_cache()
 
     def __repr__(self) -> str:
         return f"<JaxFunction {self.name}>"
@@ -169,12 +175,17 @@ class TorchFunction:
         self.capture = Capture(fn)
         self.compiled = Compiled(self.capture, self.name)
         self.__wrapped__ = fn
+        caches.register_owner(self)
 
     def __call__(self, *args, **kwargs):
         def body(ctx, a, k):
             return run_traced(self.fn, a, k, ctx)
 
         return self.compiled.call(body, args, kwargs, to_torch=True)
+
+    def clear_cache(self) -> None:
+        """Drop this function's compiled programs (they are rebuilt on the next call)."""
+        self.compiled.clear_cache()
 
     def __repr__(self) -> str:
         return f"<TorchFunction {self.name}>"

@@ -19,7 +19,7 @@ import torch
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode
 
-from . import dtypes
+from . import caches, dtypes
 
 # XLA's CPU client takes foreign buffers without a copy only when they are aligned.
 _ALIGNMENT = 16
@@ -260,6 +260,9 @@ class CrossingCache:
     def __init__(self):
         self._entries: dict[int, tuple] = {}
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def get(self, t: torch.Tensor) -> jax.Array:
         key = id(t)
         sig = (t._version, t.data_ptr() if t.numel() else 0, t.shape, t.stride(), t.dtype)
@@ -281,8 +284,9 @@ class CrossingCache:
 def _buffer_pointer(a: jax.Array) -> int | None:
     try:
         return a.unsafe_buffer_pointer()
-    except Exception:  # sharded or non-CPU arrays have no single pointer
+    except jax.errors.JaxRuntimeError:  # a sharded (or deleted) array has no single pointer
         return None
 
 
 crossing_cache = CrossingCache()
+caches.register("crossing.arrays", crossing_cache.clear)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils import _pytree as pytree
 
+from . import caches
 from ._compat import is_legacy_batchedtensor, peek_interpreter_stack
 from .crossing import array_to_torch, to_jax_array
 from .dtypes import to_jax_dtype
@@ -268,6 +269,11 @@ class FromJaxFunction:
         self._kernels: collections.OrderedDict[Any, tuple[_Kernel, Any]] = collections.OrderedDict()
         if hasattr(jax_fn, "__name__"):
             functools.update_wrapper(self, jax_fn, updated=())
+        caches.register_owner(self)
+
+    def clear_cache(self) -> None:
+        """Drop the compiled kernels of this function (they are rebuilt on the next call)."""
+        self._kernels.clear()
 
     def __repr__(self) -> str:
         return f"<from_jax({self.name})>"

@@ -27,7 +27,9 @@ from . import dtypes
 from .crossing import array_to_torch, tensor_to_jax
 
 _UNKNOWN = object()
-_NUMPY_DTYPES = {
+# dtypes NumPy holds natively: CPU tensors of these enter a program as NumPy views of
+# their buffer, which XLA's CPU client takes without a copy
+NUMPY_DTYPES = {
     torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
     torch.float16, torch.float32, torch.float64, torch.complex64, torch.complex128,
 }  # fmt: skip
@@ -105,7 +107,7 @@ class _Forward:
             return None
         other = tuple(k for k in range(n_out) if k not in inexact)
         self.avals = [(tuple(outvars[k].aval.shape), outvars[k].aval.dtype) for k in inexact]
-        self.x64 = _needs_x64(values)
+        self.x64 = needs_x64(values)
         body = jax_core.jaxpr_as_fun(closed)
         res_avals: list = []
 
@@ -164,7 +166,7 @@ class _Forward:
 
         with jax.enable_x64(True):
             executable = jax.jit(backward).trace(res, cts).lower().compile()
-        hit = self._backwards[ct_mask] = (executable, _needs_x64([*res, *cts]))
+        hit = self._backwards[ct_mask] = (executable, needs_x64([*res, *cts]))
         return hit
 
     def vjp_program(self, ct_mask: tuple[bool, ...], values: list) -> AutogradProgram:
@@ -293,7 +295,7 @@ class JaxProgram(torch.autograd.Function):
 def as_input(t: torch.Tensor) -> Any:
     """A tensor as a program input: a NumPy view of a CPU tensor (XLA's CPU client takes
     it without a copy), else a ``jax.Array`` crossed through DLPack."""
-    if t.is_cpu and t.dtype in _NUMPY_DTYPES and not (t.is_conj() or t.is_neg()):
+    if t.is_cpu and t.dtype in NUMPY_DTYPES and not (t.is_conj() or t.is_neg()):
         return t.detach().numpy()
     return tensor_to_jax(t)
 
@@ -388,7 +390,8 @@ def _inexact(dtype) -> bool:
     return jnp.issubdtype(dtype, jnp.inexact)
 
 
-def _needs_x64(values) -> bool:
+def needs_x64(values) -> bool:
+    """Whether a value is 64-bit: a program taking it runs with ``jax_enable_x64`` on."""
     return any(np.dtype(v.dtype) in _64_BIT for v in values)
 
 
