@@ -9,15 +9,15 @@ from torch.func import functional_call as functional_call
 from torch.func import replace_all_batch_norm_modules_ as replace_all_batch_norm_modules_
 from torch.func import stack_module_state as stack_module_state
 
-from ._src.transforms.autodiff import grad as grad
-from ._src.transforms.autodiff import grad_and_value as grad_and_value
-from ._src.transforms.autodiff import hessian as hessian
-from ._src.transforms.autodiff import jacfwd as jacfwd
-from ._src.transforms.autodiff import jacrev as jacrev
-from ._src.transforms.autodiff import jvp as jvp
-from ._src.transforms.autodiff import linearize as linearize
-from ._src.transforms.autodiff import vjp as vjp
 from ._src.transforms.functionalize import functionalize as functionalize
+from ._src.transforms.grad import grad as grad
+from ._src.transforms.grad import grad_and_value as grad_and_value
+from ._src.transforms.jacobian import hessian as hessian
+from ._src.transforms.jacobian import jacfwd as jacfwd
+from ._src.transforms.jacobian import jacrev as jacrev
+from ._src.transforms.vjp import jvp as jvp
+from ._src.transforms.vjp import linearize as linearize
+from ._src.transforms.vjp import vjp as vjp
 from ._src.transforms.vmap import vmap as vmap
 
 __all__ = [

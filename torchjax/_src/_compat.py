@@ -7,6 +7,7 @@ fails loudly there, naming the symbol, instead of changing behaviour silently.
 
 from __future__ import annotations
 
+import jax
 import torch
 
 # JAX's primitive extension points (documented in "How JAX primitives work"; no public
@@ -20,6 +21,15 @@ from jax.interpreters import mlir as jax_mlir
 # tensors (torch.autograd.functional's vectorize=True); public alternative: none.
 from torch._C._functorch import is_legacy_batchedtensor as is_legacy_batchedtensor
 from torch._C._functorch import peek_interpreter_stack as peek_interpreter_stack
+
+# torch.func's own argument checks (argnums; vmap's in_dims, out_dims, randomness), so that a
+# bad argument gets torch.func's exception and message; public alternative: none.
+from torch._functorch.eager_transforms import _check_unique_non_empty as check_unique_non_empty
+from torch._functorch.eager_transforms import _validate_and_wrap_argnums as validate_and_wrap_argnums
+from torch._functorch.vmap import _broadcast_to_and_flatten as broadcast_to_and_flatten
+from torch._functorch.vmap import _check_out_dims_is_int_or_int_pytree as check_out_dims_is_int_or_int_pytree
+from torch._functorch.vmap import _check_randomness_arg as check_randomness_arg
+from torch._functorch.vmap import _process_batched_inputs as process_batched_inputs
 
 # torch.library.custom_op's registry of op definitions (implementation, backward,
 # setup_context); public alternative: none.
@@ -74,6 +84,13 @@ batching_primitive_batchers = jax_batching.primitive_batchers
 mlir_register_lowering = jax_mlir.register_lowering
 mlir_lower_fun = jax_mlir.lower_fun
 
+# The trace a tracer belongs to (a slot of jax.core.Tracer): which transform level a value
+# is at. vmap asks it which outputs and writes it batched, as torch.func needs to know for
+# out_dims=None and for writes into tensors it does not map over; public alternative:
+# none (jax.vmap moves every output's batch axis to out_axes and does not say which it
+# broadcast).
+tracer_trace = jax.core.Tracer._trace
+
 NAMES = {
     "jax.interpreters.ad.Zero": ad_Zero,
     "jax.interpreters.ad.deflinear2": ad_deflinear2,
@@ -92,4 +109,31 @@ NAMES = {
     "torch.utils._python_dispatch._disable_current_modes": disable_current_modes,
     "torch._C._functorch.is_legacy_batchedtensor": is_legacy_batchedtensor,
     "torch._C._functorch.peek_interpreter_stack": peek_interpreter_stack,
+    "torch._functorch.eager_transforms._check_unique_non_empty": check_unique_non_empty,
+    "torch._functorch.eager_transforms._validate_and_wrap_argnums": validate_and_wrap_argnums,
+    "torch._functorch.vmap._broadcast_to_and_flatten": broadcast_to_and_flatten,
+    "torch._functorch.vmap._check_out_dims_is_int_or_int_pytree": check_out_dims_is_int_or_int_pytree,
+    "torch._functorch.vmap._check_randomness_arg": check_randomness_arg,
+    "torch._functorch.vmap._process_batched_inputs": process_batched_inputs,
+    "jax.core.Tracer._trace": tracer_trace,
 }
+
+
+def trace_of(x):
+    """The JAX trace ``x`` is a tracer of, or None for a value no transform traces.
+
+    Inside ``jax.vmap``, a value is batched by that vmap if it is a tracer of the same
+    trace as the vmapped inputs: a value computed from them is, a constant is not.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> seen = []
+        >>> def f(x):
+        ...     level = trace_of(x)
+        ...     seen.append((trace_of(x * 2) is level, trace_of(jnp.ones(2) + 1) is level))
+        ...     return x
+        >>> _ = jax.vmap(f)(jnp.zeros(3))
+        >>> seen, trace_of(jnp.zeros(3))
+        ([(True, False)], None)
+    """
+    return tracer_trace.__get__(x) if isinstance(x, jax.core.Tracer) else None

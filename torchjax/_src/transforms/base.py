@@ -1,4 +1,4 @@
-"""What every transform shares: the two call paths, side effects, caching, errors.
+"""What every transform shares: the two call paths, settings, caching, errors.
 
 A transform object (``grad(f)``) is called either at top level with torch tensors, or
 inside another torchjax capture (``vmap(grad(f))``) with JaxTensors. At top level the
@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import types
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import torch
 from torch.utils import _pytree as pytree
 
-from ..capture import Capture, Context, TraceResult, is_array, run_traced
-from ..compile import Compiled, jit_disabled
+from .. import caches
+from .._compat import check_unique_non_empty, validate_and_wrap_argnums
+from ..capture import Capture, Context, TraceResult, is_array
+from ..compile import Compiled
 from ..grad_mode import has_tangent_space, stop_reverse
 from ..tensor import JaxTensor, array_of, current_context, lift
 
@@ -137,24 +139,36 @@ class _LRU:
         self.size = size
         self.data: collections.OrderedDict = collections.OrderedDict()
 
-    def get_or_create(self, key, factory):
+    def get(self, key):
         hit = self.data.get(key)
         if hit is not None:
             self.data.move_to_end(key)
-            return hit
-        value = factory()
+        return hit
+
+    def put(self, key, value) -> None:
         self.data[key] = value
         if len(self.data) > self.size:
             self.data.popitem(last=False)
-        return value
+
+    def get_or_create(self, key, factory):
+        hit = self.get(key)
+        if hit is None:
+            hit = factory()
+            self.put(key, hit)
+        return hit
+
+    def clear(self) -> None:
+        self.data.clear()
 
 
 _COMPILED = _LRU(512)  # FnKey.key -> Compiled, which holds the FnKey's objects
+caches.register("transforms.compiled", _COMPILED.clear)
+caches.register("transforms.global_names", _GLOBAL_NAMES.clear)
 
 
 def clear_cache() -> None:
-    """Drop every compiled torchjax executable (they are rebuilt on the next call)."""
-    _COMPILED.data.clear()
+    """Empty every cache of torchjax, compiled programs among them (all are rebuilt when next needed)."""
+    caches.clear_all()
 
 
 def unwrap_tree(tree):
@@ -164,40 +178,6 @@ def unwrap_tree(tree):
 
 def wrap_tree(tree):
     return pytree.tree_map(lambda x: JaxTensor(x) if is_array(x) else x, tree)
-
-
-class Child:
-    """Runs the user's function one transform level down and collects its side effects.
-
-    Writes to the transform's inputs and to tensors captured from outside cannot leave
-    a JAX transform as effects; they leave as extra outputs (``side``) and are applied
-    one level up by :meth:`apply_side`.
-    """
-
-    def __init__(self, fn: Callable, ctx: Context, **ctx_kwargs):
-        self.fn = fn
-        self.ctx = ctx
-        self.ctx_kwargs = ctx_kwargs
-        self.lifted: list[torch.Tensor] = []
-        self.arg_slots: list[int] = []
-        self.child: Context | None = None
-
-    def run(self, args: tuple, kwargs: dict, **extra) -> tuple[Any, tuple[list, list]]:
-        child = Context(None, parent=self.ctx, **{**self.ctx_kwargs, **extra})
-        child.torch_func = True  # the function runs under a torchjax.func transform
-        self.child = child
-        res = run_traced(self.fn, args, kwargs, child)
-        self.arg_slots = sorted(res.arg_updates)
-        self.lifted = [t for t, _, _ in res.lifted_updates]
-        side = ([res.arg_updates[i] for i in self.arg_slots], [v for _, v, _ in res.lifted_updates])
-        return res.out, side
-
-    def apply_side(self, side) -> dict[int, Any]:
-        """Write captured-tensor updates one level up; return the input updates by flat slot."""
-        arg_values, lifted_values = side
-        for t, v in zip(self.lifted, lifted_values):
-            self.ctx.lift(t).set_value(v)
-        return dict(zip(self.arg_slots, arg_values))
 
 
 def prefix_error(exc: Exception, prefix: str) -> Exception:
@@ -210,6 +190,72 @@ def prefix_error(exc: Exception, prefix: str) -> Exception:
     return new
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Settings:
+    """What a transform was created with besides the function (subclasses add the fields).
+
+    Fields hold the values as the user passed them: torch.func reads a list or dict among
+    them (vmap's ``in_dims``) when the transform is called, so a change made to one
+    afterwards is seen. ``key`` is the settings' part of the transform's cache key: their
+    frozen form, a plain tuple (hashed and compared at C speed on every call) that tells
+    apart what torch tells apart (a list from a tuple, False from 0); None while a list or
+    dict among them could still change, and :meth:`frozen` then freezes them as they are.
+    """
+
+    def __post_init__(self):
+        values = tuple(self.__dict__.values())  # the fields, in order: nothing else is set yet
+        types = tuple(map(type, values))
+        if _ATOMS.issuperset(types):  # the common case, frozen cheaply (as _freeze would)
+            key = (type(self), ("tuple", values, types))
+        else:
+            try:
+                key = (type(self), _freeze(values, strict=True))
+            except _Changeable:
+                key = None
+        self.__dict__["key"] = key  # past the frozen __setattr__: derived from the fields, not one
+
+    def frozen(self) -> tuple:
+        """``key``, or while it is None, the settings frozen as they are now."""
+        if self.key is not None:
+            return self.key
+        return (type(self), _freeze(tuple(getattr(self, name) for name in self.__dataclass_fields__)))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Settings) and self.frozen() == other.frozen()
+
+    def __hash__(self) -> int:
+        return hash(self.frozen())
+
+
+_ATOMS = frozenset({int, bool, float, str, type(None)})
+
+
+class _Changeable(Exception):
+    """A list or dict met by ``_freeze(strict=True)``: its contents could still change."""
+
+
+def _freeze(x, strict: bool = False):
+    """``x`` as a hashable value that tells apart what torch tells apart (a list from a tuple, False from 0)."""
+    t = type(x)
+    if t is tuple:
+        types = tuple(map(type, x))
+        if _ATOMS.issuperset(types):  # the common case, frozen cheaply
+            return ("tuple", x, types)
+    elif t in _ATOMS:
+        return (t, x)
+    if isinstance(x, (list, dict)) and strict:
+        raise _Changeable
+    if isinstance(x, (list, tuple)):
+        return (t.__name__, tuple([_freeze(v, strict) for v in x]))
+    if isinstance(x, dict):  # in insertion order, which torch's pytree keeps
+        return ("dict", tuple([(_freeze(k, strict), _freeze(v, strict)) for k, v in x.items()]))
+    try:
+        hash(x)
+    except TypeError:  # a wrong setting (argnums={0}): the call rejects it as torch.func does
+        return ("unhashable", t.__name__, repr(x))
+    return (t, x)
+
+
 class Transform:
     """Base of the torch.func-style transform objects."""
 
@@ -218,16 +264,20 @@ class Transform:
     # function, as torch.func's do.
     enables_grad = False
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, settings: Settings):
         if not callable(fn):
             raise TypeError(f"{self.api}: expected a callable, got {type(fn).__name__}")
         self.fn = fn
-        functools.update_wrapper(self, fn, updated=()) if hasattr(fn, "__name__") else None
+        self.settings = settings
+        if hasattr(fn, "__name__"):
+            functools.update_wrapper(self, fn, updated=())
+
+    def config_key(self) -> Any:
+        """The transform's part of its cache key: its settings, frozen."""
+        key = self.settings.key
+        return key if key is not None else self.settings.frozen()
 
     # ---- subclasses implement these
-    def config_key(self) -> Any:
-        return ()
-
     def call_repr(self) -> str:
         return f"{self.api}({fn_name(self.fn)})"
 
@@ -251,19 +301,12 @@ class Transform:
     def _top(self, key: FnKey, args: tuple, kwargs: dict):
         compiled = _COMPILED.get_or_create(key.key, lambda: Compiled(Capture(self.fn), self.call_repr(), key.held))
         call = compiled.prepare(args, kwargs, type(self))
-        hot = None if jit_disabled() else compiled.hot.get(call.sig)
+        hot = compiled.hot_entry(call.sig)
         if hot is not None:  # a signature seen before: its plan and executable at once
             plan, entry = hot
             return self.finish(compiled.execute(entry, call), plan, to_torch_values=True)
-        plan = compiled.plans.get(call.sig) if call.sig is not None else None
-        if plan is None:
-            plan = self.plan(args, kwargs)
-            if call.sig is not None:
-                compiled.plans[call.sig] = plan
+        plan = compiled.plan_of(call.sig, lambda: self.plan(args, kwargs))
         out = compiled.run(functools.partial(self._body, plan), call, plan_key=plan)
-        entry = None if call.sig is None else compiled.entry(call.sig, plan)
-        if entry is not None:
-            compiled.hot[call.sig] = (plan, entry)
         return self.finish(out, plan, to_torch_values=True)
 
     def _body(self, plan: Any, ctx: Context, args: tuple, kwargs: dict) -> TraceResult:
@@ -292,53 +335,14 @@ class Transform:
         return self.finish(wrap_tree(out), plan, to_torch_values=False)
 
 
-def as_tuple(x) -> tuple:
-    return x if isinstance(x, tuple) else (x,)
-
-
-def check_argnums(api: str, call: str, argnums, num_args: int) -> tuple[int, ...]:
+def check_argnums(call: str, argnums, num_args: int) -> tuple[int, ...]:
     """torch.func's argnums validation, with the call as the user wrote it in front."""
-    from torch._functorch.eager_transforms import _check_unique_non_empty, _validate_and_wrap_argnums
-
     if not isinstance(argnums, (int, tuple)) or isinstance(argnums, bool):
         raise RuntimeError(f"{call}: argnums must be int or Tuple[int, ...], got: {type(argnums)}")
     try:
         if isinstance(argnums, tuple):
-            _check_unique_non_empty(argnums)
-        wrapped = _validate_and_wrap_argnums(argnums, num_args)
-    except Exception as e:
+            check_unique_non_empty(argnums)
+        wrapped = validate_and_wrap_argnums(argnums, num_args)
+    except RuntimeError as e:  # the only class torch's validators raise
         raise prefix_error(e, call) from None
     return wrapped if isinstance(wrapped, tuple) else (wrapped,)
-
-
-def tree_is_arrays(tree) -> bool:
-    return all(is_array(x) for x in jax.tree_util.tree_leaves(tree))
-
-
-class Packed:
-    """A torch pytree split into its array leaves (for JAX) and everything else.
-
-    JAX transforms see only flat lists of arrays: JAX would otherwise rebuild dicts
-    with sorted keys and could not flatten containers that only torch's pytree knows
-    (HF ``ModelOutput``). :meth:`unpack` rebuilds the torch structure exactly.
-    """
-
-    __slots__ = ("positions", "spec", "static")
-
-    def __init__(self, tree):
-        leaves, self.spec = pytree.tree_flatten(tree)
-        self.positions = [i for i, x in enumerate(leaves) if is_array(x)]
-        self.static = {i: x for i, x in enumerate(leaves) if not is_array(x)}
-
-    @staticmethod
-    def arrays(tree) -> list:
-        return [x for x in pytree.tree_leaves(tree) if is_array(x)]
-
-    def unpack(self, arrays, fill=None):
-        n = len(self.positions) + len(self.static)
-        it = iter(arrays)
-        leaves = [self.static[i] if i in self.static else next(it) for i in range(n)]
-        return pytree.tree_unflatten(leaves, self.spec)
-
-    def replace_arrays(self, arrays):
-        return self.unpack(arrays)

@@ -6,33 +6,33 @@ the inputs are applied to them after the call, as ``torch.func.functionalize`` d
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
-from ..capture import TraceResult, run_traced
-from .base import Transform, fn_name
+from ..capture import Context, TraceResult, run_traced
+from .base import Settings, Transform, fn_name
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FunctionalizeSettings(Settings):
+    remove: str = "mutations"
 
 
 class Functionalize(Transform):
     api = "functionalize"
 
-    def __init__(self, fn: Callable, remove: str):
-        super().__init__(fn)
-        if remove not in ("mutations", "mutations_and_views"):
+    def __init__(self, fn: Callable, settings: FunctionalizeSettings):
+        super().__init__(fn, settings)
+        if settings.remove not in ("mutations", "mutations_and_views"):
             raise RuntimeError(
                 f"functionalize(f, remove='mutations'): Expected remove to be one of 'mutations' or "
-                f"'mutations_and_views', got {remove!r}"
+                f"'mutations_and_views', got {settings.remove!r}"
             )
-        self.remove = remove
-
-    def config_key(self):
-        return (self.remove,)
 
     def call_repr(self):
         return f"functionalize({fn_name(self.fn)})(<inputs>)"
 
     def impl(self, ctx, plan, args, kwargs) -> TraceResult:
-        from ..capture import Context
-
         child = Context(None, parent=ctx)
         res = run_traced(self.fn, args, kwargs, child)
         for t, value, _ in res.lifted_updates:
@@ -52,4 +52,4 @@ def functionalize(func: Callable, *, remove: str = "mutations") -> Callable:
         >>> func.functionalize(f)(torch.zeros(2))
         tensor([1., 1.])
     """
-    return Functionalize(func, remove)
+    return Functionalize(func, FunctionalizeSettings(remove))
