@@ -15,6 +15,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "forward",
         torch.float32,
     ): "torchjax._src.errors.TracingError: torchjax: torch.allclose returns a Python bool, which JAX cannot know while it traces; write torch.isclose(a, b).al…",
+    (
+        "angle",
+        "forward",
+        torch.complex64,
+    ): "the pointwise dtype policy casts the result back to complex64; torch returns the real dtype (float32)",
     ("argsort", "forward", torch.bfloat16): "AssertionError: leaf 0: Tensor-likes are not close!",
     ("argsort", "forward", torch.bool): "AssertionError: leaf 0: Tensor-likes are not equal!",
     (
@@ -37,6 +42,7 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::bincount.default and torch has no decomposition for it.",
     ("chalf", "forward", torch.bfloat16): "TypeError: torchjax: torch dtype torch.complex32 has no JAX counterpart",
     ("chalf", "forward", torch.bool): "TypeError: torchjax: torch dtype torch.complex32 has no JAX counterpart",
+    ("chalf", "forward", torch.complex64): "TypeError: torchjax: torch dtype torch.complex32 has no JAX counterpart",
     ("chalf", "forward", torch.float32): "TypeError: torchjax: torch dtype torch.complex32 has no JAX counterpart",
     ("chalf", "forward", torch.float64): "TypeError: torchjax: torch dtype torch.complex32 has no JAX counterpart",
     ("chalf", "forward", torch.int64): "TypeError: torchjax: torch dtype torch.complex32 has no JAX counterpart",
@@ -91,6 +97,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     (
         "linalg.eigh",
         "forward",
+        torch.complex64,
+    ): "complex eigenvectors are unique up to a phase, and LAPACK and XLA normalise it differently",
+    (
+        "linalg.eigh",
+        "forward",
         torch.float32,
     ): "eigenvector signs: torch's LAPACK (MKL) and XLA's choose opposite signs for some vectors, and no normalisation reproduces MKL's choice",
     (
@@ -108,6 +119,16 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "vmap",
         torch.float32,
     ): "eigenvector signs: torch's LAPACK (MKL) and XLA's choose opposite signs for some vectors, and no normalisation reproduces MKL's choice",
+    (
+        "linalg.ldl_factor",
+        "forward",
+        torch.complex64,
+    ): "complex: LAPACK's csytf2 chooses pivots by |re| + |im| (CABS1), the rule by the modulus, so the pivots differ",
+    (
+        "linalg.ldl_factor_ex",
+        "forward",
+        torch.complex64,
+    ): "complex: LAPACK's csytf2 chooses pivots by |re| + |im| (CABS1), the rule by the modulus, so the pivots differ",
     ("logcumsumexp", "grad", torch.float32): "AssertionError: leaf 0: Tensor-likes are not close!",
     (
         "masked_select",
@@ -173,6 +194,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     (
         "pca_lowrank",
         "forward",
+        torch.complex64,
+    ): "a singular vector's complex phase depends on torch's randn draws inside the op, which JAX's generator cannot reproduce",
+    (
+        "pca_lowrank",
+        "forward",
         torch.float32,
     ): "a singular vector's sign depends on torch's randn draws inside the op, which JAX's generator cannot reproduce",
     (
@@ -203,6 +229,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     (
         "resize_",
         "forward",
+        torch.complex64,
+    ): "torchjax._src.errors.UnsupportedOpError: torchjax: Tensor.resize_ from (5, 5, 5) to (25, 5) is not supported (JAX arrays have fixed shapes); create a …",
+    (
+        "resize_",
+        "forward",
         torch.float32,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax: Tensor.resize_ from (5, 5, 5) to (25, 5) is not supported (JAX arrays have fixed shapes); create a …",
     (
@@ -229,6 +260,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "resize_as_",
         "forward",
         torch.bool,
+    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::resize.default and torch has no decomposition for it.",
+    (
+        "resize_as_",
+        "forward",
+        torch.complex64,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::resize.default and torch has no decomposition for it.",
     (
         "resize_as_",
@@ -275,6 +311,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     (
         "sparse.sampled_addmm",
         "forward",
+        torch.complex64,
+    ): "TypeError: can't convert SparseCsr layout tensor to numpy. Use Tensor.to_dense() first.",
+    (
+        "sparse.sampled_addmm",
+        "forward",
         torch.float32,
     ): "TypeError: can't convert SparseCsr layout tensor to numpy. Use Tensor.to_dense() first.",
     (
@@ -287,6 +328,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "vmap",
         torch.float32,
     ): "NotImplementedError: Could not run 'aten::flip' with arguments from the 'SparseCsrCPU' backend. This could be because the operator doesn't exist for t…",
+    (
+        "svd_lowrank",
+        "forward",
+        torch.complex64,
+    ): "a singular vector's complex phase depends on torch's randn draws inside the op, which JAX's generator cannot reproduce",
     (
         "svd_lowrank",
         "forward",
@@ -315,6 +361,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
     (
         "tensor_split",
         "forward",
+        torch.complex64,
+    ): "torch's C++ reads the split points' memory before dispatch; traced split points would make output shapes depend on values",
+    (
+        "tensor_split",
+        "forward",
         torch.float32,
     ): "torch's C++ reads the split points' memory before dispatch; traced split points would make output shapes depend on values",
     (
@@ -336,6 +387,11 @@ KNOWN: dict[tuple[str, str, torch.dtype | None], str] = {
         "to_sparse",
         "forward",
         torch.bool,
+    ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_to_sparse.default and torch has no decomposition for it.",
+    (
+        "to_sparse",
+        "forward",
+        torch.complex64,
     ): "torchjax._src.errors.UnsupportedOpError: torchjax has no rule for aten::_to_sparse.default and torch has no decomposition for it.",
     (
         "to_sparse",

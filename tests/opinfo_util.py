@@ -20,8 +20,8 @@ MAX_SAMPLES = 10_000 if FULL else 2
 # the same rules and dtypes, without an XLA compile per sample, which would not fit the
 # test budget. The full run (make test-ops-full) compiles every sample.
 JIT_SAMPLES = 10_000 if FULL else 1
-# float64, int64, bool and bfloat16 forward check the first sample only (op by op): the
-# same rules as float32 with another dtype, which is what those checks are for.
+# float64, int64, bool, bfloat16 and complex64 forward check the first sample only (op by
+# op): the same rules as float32 with another dtype, which is what those checks are for.
 OTHER_DTYPE_SAMPLES = 10_000 if FULL else 1
 # vmap checks the first sample only (compiled): the second, op by op under vmap, took
 # over 2 of the suite's ~15 minutes for what forward and grad already cover per sample.
@@ -45,6 +45,7 @@ TOLERANCES = {
     torch.float64: dict(rtol=1e-7, atol=1e-7),
     torch.bfloat16: dict(rtol=1.6e-2, atol=1e-2),
     torch.float16: dict(rtol=1e-3, atol=1e-3),
+    torch.complex64: dict(rtol=1.3e-5, atol=1e-5),  # as float32
 }
 
 

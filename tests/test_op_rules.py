@@ -1,7 +1,8 @@
 """Rules the OpInfo samples cannot check on their own, checked against torch directly.
 
 The OpInfo samples of fractional max pooling draw their ``random_samples`` from torch's
-generator inside the op; given the same samples the rule must match torch exactly.
+generator inside the op; given the same samples the rule must match torch exactly. The
+default OpInfo run checks complex inputs in forward only, and only the first sample.
 """
 
 from __future__ import annotations
@@ -53,3 +54,13 @@ def test_native_batch_norm_legit_updates_running_stats():
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(bn.running_mean, ref.running_mean)
     torch.testing.assert_close(bn.running_var, ref.running_var)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128], ids=str)
+@pytest.mark.parametrize("op", [torch.dot, torch.vdot], ids=["dot", "vdot"])
+def test_dot_conjugates_only_for_vdot(op, dtype):
+    a, b = torch.randn(7, dtype=dtype), torch.randn(7, dtype=dtype)
+    torch.testing.assert_close(torchjax.jit(op)(a, b), op(a, b))
+    # and the derivative: forward mode, which has no convention for complex gradients to differ in
+    tangents = (torch.randn(7, dtype=dtype), torch.randn(7, dtype=dtype))
+    torch.testing.assert_close(torchjax.func.jvp(op, (a, b), tangents), torch.func.jvp(op, (a, b), tangents))

@@ -1,7 +1,7 @@
 """Every OpInfo in torch's ``op_db`` through torchjax against torch: forward, grad, vmap.
 
 forward: ``torchjax.jit(op)`` vs torch eager in float32, float64 and, where the op
-declares them, int64, bool and bfloat16. grad: ``torchjax.func.vjp`` vs
+declares them, int64, bool, bfloat16 and complex64. grad: ``torchjax.func.vjp`` vs
 ``torch.func.vjp`` (float32, ops that support autograd). vmap: ``torchjax.func.vmap``
 vs ``torch.func.vmap`` (float32). Known failures are strict xfails listed in
 ``tests/known_failures.py``.
@@ -16,7 +16,7 @@ import torchjax.testing  # noqa: F401
 from tests.known_failures import known_failure
 from tests.opinfo_util import OPS, check_forward, check_grad, check_vmap
 
-FORWARD_DTYPES = (torch.float32, torch.float64, torch.int64, torch.bool, torch.bfloat16)
+FORWARD_DTYPES = (torch.float32, torch.float64, torch.int64, torch.bool, torch.bfloat16, torch.complex64)
 CHECKS = {"forward": check_forward, "grad": check_grad, "vmap": check_vmap}
 
 

@@ -82,7 +82,7 @@ def main(paths: list[str]) -> None:
         "the samples; blank: the op does not declare that dtype. OpInfos marked `onlyCUDA` (the jiterator ops, "
         "`_scaled_mm_v2`) are left out, as torch's own suite does on CPU: torch eager cannot run them there. "
         "Samples per op in the default run: float32 forward and grad check the first two (the first "
-        "compiled by XLA), vmap the first (compiled); the other dtypes check the first; "
+        "compiled by XLA), vmap the first (compiled); the other dtypes (complex64 included) check the first; "
         "`make test-ops-full` checks them all, compiled.",
         "",
         "## Totals",
@@ -91,8 +91,8 @@ def main(paths: list[str]) -> None:
         "|---|---|---|---|",
     ]
     for transform, dtype in [("forward", "float32"), ("forward", "float64"), ("forward", "int64"),
-                             ("forward", "bool"), ("forward", "bfloat16"), ("grad", "float32"),
-                             ("vmap", "float32")]:  # fmt: skip
+                             ("forward", "bool"), ("forward", "bfloat16"), ("forward", "complex64"),
+                             ("grad", "float32"), ("vmap", "float32")]:  # fmt: skip
         ok, total = passing(transform, dtype)
         share = f"{100 * ok / total:.1f}%" if total else "-"
         lines.append(f"| {transform} {dtype} | {ok} | {total} | {share} |")
@@ -111,8 +111,8 @@ def main(paths: list[str]) -> None:
     lines += [
         "## Per op",
         "",
-        "| op | f32 | f64 | i64 | bool | bf16 | grad f32 | vmap f32 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| op | f32 | f64 | i64 | bool | bf16 | c64 | grad f32 | vmap f32 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in sorted(results):
         r = results[name]
@@ -122,11 +122,12 @@ def main(paths: list[str]) -> None:
 
         lines.append(
             f"| `{name}` | {cell('forward', 'float32')} | {cell('forward', 'float64')} | {cell('forward', 'int64')} | "
-            f"{cell('forward', 'bool')} | {cell('forward', 'bfloat16')} | {cell('grad', 'float32')} | "
+            f"{cell('forward', 'bool')} | {cell('forward', 'bfloat16')} | {cell('forward', 'complex64')} | "
+            f"{cell('grad', 'float32')} | "
             f"{cell('vmap', 'float32')} |"
         )
     (ROOT / "docs" / "ops.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[6:18]))
+    print("\n".join(lines[6:19]))
 
 
 if __name__ == "__main__":

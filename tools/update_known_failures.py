@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.known_failures import KNOWN
 
-DTYPES = {"float32", "float64", "int64", "bool", "bfloat16"}
+DTYPES = {"float32", "float64", "int64", "bool", "bfloat16", "complex64"}
 
 
 def _parse(test_id: str) -> tuple[str, str, str]:

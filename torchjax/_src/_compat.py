@@ -10,6 +10,10 @@ from __future__ import annotations
 import jax
 import torch
 
+# jax.device_put's primitive, for crossing.py's _put_cpu (see batched_device_put below)
+from jax._src.core import ShapedArray as ShapedArray
+from jax._src.lib import xla_client as _xla_client
+
 # JAX's primitive extension points (documented in "How JAX primitives work"; no public
 # alternative: jax.custom_jvp/custom_vjp cannot express a tangent that flows forward but
 # not backward, which is what torch's no_grad means).
@@ -21,6 +25,10 @@ from jax.interpreters import mlir as jax_mlir
 # tensors (torch.autograd.functional's vectorize=True); public alternative: none.
 from torch._C._functorch import is_legacy_batchedtensor as is_legacy_batchedtensor
 from torch._C._functorch import peek_interpreter_stack as peek_interpreter_stack
+
+# torch's decompositions of ATen ops, the dispatcher's fallback for an op with no rule;
+# public alternative: none (torch.export's default decompositions are a subset).
+from torch._decomp import decomposition_table as decomposition_table
 
 # torch.func's own argument checks (argnums; vmap's in_dims, out_dims, randomness), so that a
 # bad argument gets torch.func's exception and message; public alternative: none.
@@ -42,6 +50,7 @@ from torch.autograd.function import _SingleLevelFunction as SingleLevelFunction
 
 # Run torch code with the active dispatch modes off; public alternative: none.
 from torch.utils._python_dispatch import _disable_current_modes as disable_current_modes
+from torch.utils._python_dispatch import _get_current_dispatch_mode as get_current_dispatch_mode
 
 # torch.utils.checkpoint's two routes: use_reentrant=True applies this old-style
 # autograd.Function; use_reentrant=False drives this generator, which ``checkpoint``
@@ -54,6 +63,11 @@ def custom_op_defs() -> dict:
     """``{"ns::name": CustomOpDef}`` of every ``torch.library.custom_op``."""
     return _torch_custom_ops.OPDEFS
 
+
+# The primitive under jax.device_put for a NumPy array, called directly: ~4 us instead of
+# ~28 us per tensor crossing to the CPU device (crossing._put_cpu); public alternative:
+# jax.device_put, slower.
+batched_device_put = _xla_client.batched_device_put
 
 # torch's C implementation of Function.apply (what ``super().apply`` reaches); public
 # alternative: none.
@@ -103,10 +117,14 @@ NAMES = {
     "torch.autograd.function._is_setup_context_defined": is_setup_context_defined,
     "torch.autograd.function._SingleLevelFunction": SingleLevelFunction,
     "torch._C._FunctionBase": FunctionBase,
+    "jax._src.core.ShapedArray": ShapedArray,
+    "jax._src.lib.xla_client.batched_device_put": batched_device_put,
+    "torch._decomp.decomposition_table": decomposition_table,
     "torch.utils.checkpoint.CheckpointFunction": CheckpointFunction,
     "torch.utils.checkpoint._checkpoint_without_reentrant_generator": checkpoint_generator,
     "torch._library.custom_ops.OPDEFS": _torch_custom_ops.OPDEFS,
     "torch.utils._python_dispatch._disable_current_modes": disable_current_modes,
+    "torch.utils._python_dispatch._get_current_dispatch_mode": get_current_dispatch_mode,
     "torch._C._functorch.is_legacy_batchedtensor": is_legacy_batchedtensor,
     "torch._C._functorch.peek_interpreter_stack": peek_interpreter_stack,
     "torch._functorch.eager_transforms._check_unique_non_empty": check_unique_non_empty,

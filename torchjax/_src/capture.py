@@ -10,7 +10,6 @@ or captured tensors are returned as updates and applied by the caller.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +22,10 @@ from torch.utils import _pytree as pytree
 
 from .autograd_function import intercept_apply
 from .checkpoint import intercept_checkpoint
-from .crossing import crossing_cache
+from .crossing import array_to_torch, crossing_cache
 from .errors import TracingError
 from .hf import convert_caches
+from .module_path import module_path_tracking
 from .tensor import CaptureMode, JaxTensor, array_of, pop_context, push_context
 
 
@@ -109,16 +109,6 @@ class Context:
         return [entry for entry in self.lifted.values() if entry[1].mutated]
 
 
-def current_key() -> jax.Array:
-    """A fresh PRNG key from the innermost capture (random-op rules call this)."""
-    from .tensor import current_context
-
-    ctx = current_context()
-    if ctx is None:
-        raise TracingError("torchjax: a random op ran outside a capture")
-    return ctx.next_key()
-
-
 def seed_from_torch() -> np.ndarray:
     """Two uint32 words drawn from torch's default generator: ``torch.manual_seed`` reproduces them."""
     words = torch.randint(0, 2**32, (2,), dtype=torch.int64)
@@ -147,7 +137,7 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
     grad_mode = _recording() if ctx.parent is None else contextlib.nullcontext()
     push_context(ctx)
     try:
-        with CaptureMode(), grad_mode, intercept_apply(), intercept_checkpoint(), _module_path_tracking(fn):
+        with CaptureMode(), grad_mode, intercept_apply(), intercept_checkpoint(), module_path_tracking(fn):
             out = convert_caches(fn(*targs, **tkwargs))
             out = pytree.tree_map(array_of, out, is_leaf=is_size)
             _check_outputs(fn, out)
@@ -162,94 +152,6 @@ def run_traced(fn: Callable, args: tuple, kwargs: dict, ctx: Context) -> TraceRe
 def _recording():
     with torch.inference_mode(False), torch.enable_grad():
         yield
-
-
-class _ModulePath(threading.local):
-    """The modules being run by this thread's capture, outermost first ('' for the root)."""
-
-    def __init__(self):
-        self.stack: list[str] = []
-        self.names: dict[int, str] = {}  # id(module) -> its path in the captured root module
-
-
-_module_path = _ModulePath()
-
-
-def _enter_module(module, args) -> None:
-    if _module_path.stack:  # this thread is capturing
-        _module_path.stack.append(_module_path.names.get(id(module), type(module).__name__))
-
-
-def _exit_module(module, args, out) -> None:
-    if len(_module_path.stack) > 1:
-        _module_path.stack.pop()
-
-
-class _ModuleHooks:
-    """torch's global forward hooks, registered while at least one thread captures.
-
-    One pair for all threads, so each module call pushes and pops once however many
-    threads capture at the same time.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._users = 0
-        self._handles: list = []
-
-    @contextlib.contextmanager
-    def held(self):
-        with self._lock:
-            if not self._users:
-                self._handles = [
-                    torch.nn.modules.module.register_module_forward_pre_hook(_enter_module),
-                    torch.nn.modules.module.register_module_forward_hook(_exit_module),
-                ]
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if not self._users:
-                    for h in self._handles:
-                        h.remove()
-                    self._handles = []
-
-
-_module_hooks = _ModuleHooks()
-
-
-@contextlib.contextmanager
-def _module_path_tracking(fn):
-    """Keep the path of the nn.Module being run, for error messages (see ``module_path``).
-
-    The hooks are torch's global forward hooks, registered for the length of captures
-    only and removed after them, so nothing outside a capture sees them. Each thread
-    keeps its own path.
-    """
-    state = _module_path
-    if state.stack:  # a nested capture: the outer one already tracks
-        yield
-        return
-    root = fn if isinstance(fn, torch.nn.Module) else getattr(fn, "__self__", None)
-    if isinstance(root, torch.nn.Module):
-        state.names.update(
-            {id(m): f"{n} ({type(m).__name__})" if n else type(m).__name__ for n, m in root.named_modules()}
-        )
-    state.stack.append("")
-    try:
-        with _module_hooks.held():
-            yield
-    finally:
-        state.stack.clear()
-        state.names.clear()
-
-
-def module_path() -> str | None:
-    """Where in the model this thread's capture is now: ``'transformer.h.0.attn (GPT2Attention)'``."""
-    names = [n for n in _module_path.stack if n]
-    return names[-1] if names else None
 
 
 _PLAIN_OUTPUTS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size,
@@ -297,8 +199,6 @@ class Capture:
 
 def write_back(t: torch.Tensor, value) -> None:
     """Apply an update computed by JAX to the torch tensor it belongs to."""
-    from .crossing import array_to_torch
-
     new = array_to_torch(value)
     with torch.no_grad():
         t.copy_(new)

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 from torch.utils import _pytree as pytree
-from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode
 
 from . import caches, dtypes
+from ._compat import ShapedArray, batched_device_put, disable_current_modes, get_current_dispatch_mode
 
 # XLA's CPU client takes foreign buffers without a copy only when they are aligned.
 _ALIGNMENT = 16
@@ -43,17 +43,16 @@ def _dlpack_ready(t: torch.Tensor) -> torch.Tensor:
 
 def tensor_to_jax(t: torch.Tensor) -> jax.Array:
     """One torch tensor -> ``jax.Array``, zero-copy where the buffer allows it."""
-    from .tensor import JaxTensor
-
-    if isinstance(t, JaxTensor):
-        return t.value
+    carried = getattr(t, "jax", None)
+    if carried is not None:  # a tensor that carries its JAX value (torchjax's JaxTensor)
+        return carried()
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"to_jax_array: expected a torch.Tensor, got {type(t).__name__}")
     if t.device.type == "meta":
         raise ValueError("to_jax_array: a meta tensor has no data to cross")
-    if _get_current_dispatch_mode() is None:
+    if get_current_dispatch_mode() is None:
         return _ready_to_jax(_dlpack_ready(t), t.dtype)
-    with _disable_current_modes():  # crossing may run while a capture's dispatch mode is on
+    with disable_current_modes():  # crossing may run while a capture's dispatch mode is on
         return _ready_to_jax(_dlpack_ready(t), t.dtype)
 
 
@@ -79,21 +78,9 @@ def _put_cpu(a: np.ndarray) -> jax.Array:
     NumPy array, called directly: ~4 us instead of ~28 us per tensor. Its dtype is
     ``a``'s exactly, whatever ``jax_enable_x64`` says.
     """
-    if _batched_device_put is None:
-        with jax.enable_x64(True):
-            return jax.device_put(a)
     device = _cpu_device()
-    aval = _ShapedArray(a.shape, a.dtype)
-    return _batched_device_put(aval, _cpu_sharding(device), [a], [device], False, enable_x64=True)
-
-
-try:  # the primitive under jax.device_put; fall back to the public call if it moves
-    from jax._src.core import ShapedArray as _ShapedArray
-    from jax._src.lib import xla_client as _xla_client
-
-    _batched_device_put = _xla_client.batched_device_put
-except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
-    _batched_device_put = None
+    aval = ShapedArray(a.shape, a.dtype)
+    return batched_device_put(aval, _cpu_sharding(device), [a], [device], False, enable_x64=True)
 
 
 @functools.cache

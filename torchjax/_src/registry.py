@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import torch
 from torch._ops import OpOverload, OpOverloadPacket
+from torch.torch_version import TorchVersion
 
 Rule = Callable[..., Any]
 F = TypeVar("F", bound=Rule)
@@ -118,11 +119,39 @@ def registered_ops() -> list[OpOverload]:
 
 
 def overloads(packet: OpOverloadPacket, *names: str) -> list[OpOverload]:
-    """The named overloads of a packet that exist in this torch build."""
-    return [getattr(packet, n) for n in names if n in packet.overloads()]
+    """The named overloads of ``packet``; a name the packet lacks raises ``ValueError``.
+
+    A misspelt overload must not register nothing in silence. An overload that only some
+    torch releases have goes through ``aten_optional``, which says from which release.
+    """
+    available = packet.overloads()
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(
+            f"aten: {packet} has no overload {', '.join(map(repr, missing))} in torch {torch.__version__}; "
+            f"it has {', '.join(map(repr, sorted(available)))}. An overload that only newer torch releases "
+            "have is registered with aten_optional(..., since=...)"
+        )
+    return [getattr(packet, n) for n in names]
 
 
 def aten(name: str, *overload_names: str) -> list[OpOverload]:
-    """``aten(\"add\", \"Tensor\", \"Scalar\")`` -> existing overloads of ``aten.add``."""
+    """``aten("add", "Tensor", "Scalar")`` -> ``[aten.add.Tensor, aten.add.Scalar]``.
+
+    No names means ``default``. A name the packet lacks raises ``ValueError``.
+    """
     packet = getattr(torch.ops.aten, name)
     return overloads(packet, *(overload_names or ("default",)))
+
+
+def aten_optional(name: str, *overload_names: str, since: str) -> list[OpOverload]:
+    """Like ``aten``, for overloads that torch added in release ``since``.
+
+    An older torch leaves them out (torchjax supports releases from before they
+    existed); from ``since`` on, a missing name raises as in ``aten``, so a typo is still
+    caught.
+    """
+    if TorchVersion(torch.__version__) >= since:
+        return aten(name, *overload_names)
+    packet = getattr(torch.ops.aten, name)
+    return [getattr(packet, n) for n in overload_names if n in packet.overloads()]

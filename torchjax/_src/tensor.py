@@ -25,8 +25,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
 from . import dtypes
+from ._compat import decomposition_table
+from .crossing import to_jax_array
 from .errors import TracingError, UnsupportedOpError
 from .grad_mode import detached_write, has_tangent_space, stop_reverse, untracked_write
+from .module_path import module_path
 from .registry import lookup, lookup_handler, register_handler
 
 aten = torch.ops.aten
@@ -158,6 +161,14 @@ def current_context():
     return stack[-1] if stack else None
 
 
+def current_key() -> jax.Array:
+    """A fresh PRNG key from the innermost capture (random-op rules call this)."""
+    ctx = current_context()
+    if ctx is None:
+        raise TracingError("torchjax: a random op ran outside a capture")
+    return ctx.next_key()
+
+
 def push_context(ctx) -> None:
     if not hasattr(_state, "stack"):
         _state.stack = []
@@ -179,8 +190,6 @@ class CaptureMode(TorchDispatchMode):
 
 
 def _concrete(t: torch.Tensor) -> jax.Array:
-    from .crossing import to_jax_array
-
     return to_jax_array(t)
 
 
@@ -332,8 +341,6 @@ def register_fallback(fn: Callable) -> None:
 
 
 def _decompose(func, args, kwargs):
-    from torch._decomp import decomposition_table
-
     for fallback in _FALLBACKS:
         out = fallback(func, args, kwargs)
         if out is not NotImplemented:
@@ -355,8 +362,6 @@ def _decompose(func, args, kwargs):
 
 
 def unsupported(func) -> UnsupportedOpError:
-    from .capture import module_path
-
     where = module_path()
     where = f"  called in module: {where}\n" if where else ""
     return UnsupportedOpError(

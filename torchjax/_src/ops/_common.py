@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import torch
+from jax import lax
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Kind
 from torch._prims_common import elementwise_dtypes
 
@@ -19,6 +20,8 @@ __all__ = [
     "as_array",
     "canonical_dim",
     "canonical_dims",
+    "conv_dimension_numbers",
+    "conv_general",
     "jdtype",
     "pointwise",
     "promote",
@@ -104,3 +107,28 @@ def register_pointwise(
     rule = pointwise(fn, kind, n_tensors)
     register(*ops)(rule)
     return rule
+
+
+def conv_dimension_numbers(n: int) -> tuple[str, str, str]:
+    """torch's layouts for an ``n``-d convolution: ``NC*`` input and output, ``OI*`` kernel."""
+    spatial = "DHW"[-n:]
+    return (f"NC{spatial}", f"OI{spatial}", f"NC{spatial}")
+
+
+def conv_general(x, w, stride, pads, dilation, groups, acc):
+    """XLA's convolution in torch's layouts (``NC*`` input, ``OI*`` kernel), at full precision.
+
+    HIGHEST: XLA's default float32 convolution may use bf16 passes (TPU/GPU TF32), torch's
+    does not.
+    """
+    return lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=stride,
+        padding=pads,
+        rhs_dilation=dilation,
+        dimension_numbers=conv_dimension_numbers(w.ndim - 2),
+        feature_group_count=groups,
+        precision=lax.Precision.HIGHEST,
+        preferred_element_type=acc,
+    )

@@ -12,8 +12,11 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_batching import custom_vmap
+from jax.custom_derivatives import SymbolicZero
 
-from ..registry import aten, register
+from ..registry import aten, aten_optional, register
+from . import platform_cpu
 from ._common import canonical_dim, jdtype
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -24,27 +27,65 @@ def _acc_dtype(dtype):
     return jnp.float32 if dtype in (jnp.bfloat16, jnp.float16) else None
 
 
-def _matmul(a, b, out_dtype=None):
+def _plain_matmul(a, b, acc):
     # HIGHEST: XLA's default float32 dot may use bf16 passes (TPU/GPU TF32), torch does not.
+    return jnp.matmul(a, b, precision=_HIGHEST, preferred_element_type=acc)
+
+
+def _matmul(a, b, out_dtype=None):
     dtype = out_dtype or a.dtype
     acc = _acc_dtype(a.dtype)
     if a.dtype == jnp.bool_:
         return jnp.matmul(a.astype(jnp.int32), b.astype(jnp.int32)).astype(jnp.bool_)
-    if a.ndim == 2 and b.ndim == 2 and isinstance(b, _BatchTracer):
-        # Under vmap with a batched right operand (an ensemble's stacked weights, W2 of
-        # bench/) the product is formed as (bᵀ aᵀ)ᵀ: the batched operand stays the left
-        # one, in its own layout. As a @ b, XLA:CPU copies every weight into a transposed
-        # layout first; this form runs the same MLP ensemble 1.6x faster.
-        out = lax.dot_general(b, a, (((0,), (1,)), ((), ())), precision=_HIGHEST, preferred_element_type=acc).T
+    if a.ndim == 2 and b.ndim == 2 and jnp.issubdtype(a.dtype, jnp.inexact):
+        out = _MATMUL_2D[acc](a, b)
     else:
-        out = jnp.matmul(a, b, precision=_HIGHEST, preferred_element_type=acc)
+        out = _plain_matmul(a, b, acc)
     return out.astype(dtype)
 
 
-try:  # the tracer jax.vmap puts on batched values (internal; without it the plain form is used)
-    from jax._src.interpreters.batching import BatchTracer as _BatchTracer
-except ImportError:  # pragma: no cover - depends on the JAX version
-    _BatchTracer = ()
+def _matmul_2d(acc):
+    """``a @ b`` of two matrices, whose ``vmap`` over ``b`` alone is tuned for CPU.
+
+    ``custom_vmap`` tells the rule which operands ``vmap`` batches (an ensemble's stacked
+    weights, W2 of bench/) without looking at tracers. Its derivative would be another
+    ``custom_vmap``, which JAX cannot transpose: the ``custom_jvp`` around it gives the
+    plain products as tangents instead, so reverse mode works and the primal keeps the
+    rule at every level of differentiation.
+    """
+    plain = functools.partial(_plain_matmul, acc=acc)
+
+    @custom_vmap
+    def product(a, b):
+        return plain(a, b)
+
+    @product.def_vmap
+    def _vmap_rule(axis_size, in_batched, a, b):
+        a_batched, b_batched = in_batched
+        if b_batched and not a_batched:
+            tuned = functools.partial(platform_cpu.weight_major_matmul, acc=acc)
+            out = lax.platform_dependent(a, b, cpu=tuned, default=jax.vmap(plain, in_axes=(None, 0)))
+        else:
+            out = jax.vmap(plain, in_axes=(0 if a_batched else None, 0 if b_batched else None))(a, b)
+        return out, True
+
+    @jax.custom_jvp
+    def matmul(a, b):
+        return product(a, b)
+
+    @functools.partial(matmul.defjvp, symbolic_zeros=True)
+    def _jvp(primals, tangents):
+        (a, b), (da, db) = primals, tangents
+        out = matmul(a, b)
+        terms = [] if isinstance(da, SymbolicZero) else [plain(da, b)]
+        if not isinstance(db, SymbolicZero):
+            terms.append(plain(a, db))
+        return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+
+    return matmul
+
+
+_MATMUL_2D = {acc: _matmul_2d(acc) for acc in (None, jnp.float32)}  # by _acc_dtype
 
 
 def _scaled_sum(self, product, beta, alpha):
@@ -62,17 +103,20 @@ def mm(self, mat2):
     return _matmul(self, mat2)
 
 
-@register(*aten("mm", "dtype"), *aten("bmm", "dtype"))
+@register(*aten_optional("mm", "dtype", since="2.8"), *aten_optional("bmm", "dtype", since="2.8"))
 def mm_dtype(self, mat2, out_dtype):
     return _matmul(self, mat2, jdtype(out_dtype))
 
 
-@register(*aten("dot"), *aten("vdot"))
+@register(*aten("dot"))
 def dot(self, other):
-    # vdot conjugates its first argument; for real dtypes it is dot.
-    if jnp.iscomplexobj(self):
-        self = jnp.conj(self)
     return _matmul(self, other)
+
+
+@register(*aten("vdot"))
+def vdot(self, other):
+    # vdot conjugates its first argument; dot does not
+    return _matmul(jnp.conj(self) if jnp.iscomplexobj(self) else self, other)
 
 
 @register(*aten("addmm", "default"), *aten("addmv", "default"), *aten("baddbmm", "default"))
@@ -80,7 +124,7 @@ def addmm(self, mat1, mat2, *, beta=1, alpha=1):
     return _scaled_sum(self, _matmul(mat1, mat2), beta, alpha)
 
 
-@register(*aten("addmm", "dtype"), *aten("baddbmm", "dtype"))
+@register(*aten_optional("addmm", "dtype", since="2.8"), *aten_optional("baddbmm", "dtype", since="2.8"))
 def addmm_dtype(self, mat1, mat2, out_dtype, *, beta=1, alpha=1):
     return _scaled_sum(self, _matmul(mat1, mat2, jdtype(out_dtype)), beta, alpha)
 

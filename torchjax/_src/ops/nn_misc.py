@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import torch
 from jax import lax
 
-from ..capture import current_key
 from ..registry import aten, register
+from ..tensor import current_key
 from ._common import Kind, jdtype, pointwise, promote, register_pointwise
 
 _HIGHEST = lax.Precision.HIGHEST

@@ -17,8 +17,8 @@ import torch
 from jax import lax
 
 from .. import dtypes
-from ..capture import current_key
-from ..registry import aten, register
+from ..registry import aten, aten_optional, register
+from ..tensor import current_key
 from ._common import jdtype
 from .creation import _float_dtype, _like_dtype
 
@@ -79,12 +79,12 @@ def randn(size, *, generator=None, dtype=None, layout=None, device=None, pin_mem
     return _normal(size, out).astype(out)
 
 
-@register(*aten("rand_like", "default", "generator"))
+@register(*aten("rand_like"), *aten_optional("rand_like", "generator", since="2.10"))
 def rand_like(self, *, generator=None, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     return _uniform(self.shape, _like_dtype(self, dtype))
 
 
-@register(*aten("randn_like", "default", "generator"))
+@register(*aten("randn_like"), *aten_optional("randn_like", "generator", since="2.10"))
 def randn_like(self, *, generator=None, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     out = _like_dtype(self, dtype)
     return _normal(self.shape, out).astype(out)
@@ -96,14 +96,18 @@ def randint(*args, generator=None, dtype=None, layout=None, device=None, pin_mem
     return _randint(size, low, high, _int_dtype(dtype))
 
 
-@register(*aten("randint_like", "default", "Tensor", "generator", "Tensor_generator"))
+@register(
+    *aten("randint_like"),
+    *aten_optional("randint_like", "Tensor", since="2.9"),
+    *aten_optional("randint_like", "generator", "Tensor_generator", since="2.10"),
+)
 def randint_like(
     self, high, *, generator=None, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None
 ):
     return _randint(self.shape, 0, high, _like_dtype(self, dtype))
 
 
-@register(*aten("randint_like", "low_dtype", "low_generator_dtype"))
+@register(*aten("randint_like", "low_dtype"), *aten_optional("randint_like", "low_generator_dtype", since="2.10"))
 def randint_like_low(
     self, low, high, *, generator=None, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None
 ):
