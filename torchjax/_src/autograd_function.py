@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +35,7 @@ from torch.utils import _pytree as pytree
 
 from . import dtypes
 from ._compat import CheckpointFunction, FunctionBase, SingleLevelFunction, is_setup_context_defined
+from .capture_patch import CapturePatch
 from .checkpoint import call_reentrant
 from .grad_mode import forward_rule, missing_tangent, note_mode_specific, reverse_call
 from .tensor import CaptureMode, JaxTensor, array_of, current_context, lift, pop_context, push_context
@@ -376,35 +376,20 @@ def _outputs(call: _Call, out_arrays: list):
 
 # --------------------------------------------------------------------------- interception
 
+
 # ``Function.apply`` ends in ``super().apply(...)``, which finds ``apply`` on
 # ``_SingleLevelFunction`` before torch's C implementation: setting it there reaches
 # every call, including through a bound ``MyFunction.apply`` taken before the capture.
-_lock = threading.Lock()
-_active = 0
-_capturing = threading.local()
-
-
 @classmethod  # type: ignore[misc]
 def _apply(cls, *args, **kwargs):
-    if getattr(_capturing, "depth", 0) and current_context() is not None:
+    if _APPLY.capturing and current_context() is not None:
         return call_function(cls, args, kwargs)
     return FunctionBase.__dict__["apply"].__get__(None, cls)(*args, **kwargs)
 
 
-@contextlib.contextmanager
+_APPLY = CapturePatch(SingleLevelFunction, "apply", _apply)
+
+
 def intercept_apply():
     """While this thread captures, its ``Function.apply`` calls come here (see module doc)."""
-    global _active
-    with _lock:
-        if _active == 0:
-            SingleLevelFunction.apply = _apply
-        _active += 1
-    _capturing.depth = getattr(_capturing, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _capturing.depth -= 1
-        with _lock:
-            _active -= 1
-            if _active == 0:
-                del SingleLevelFunction.apply
+    return _APPLY.held()

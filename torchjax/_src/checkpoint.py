@@ -33,9 +33,7 @@ region requires grad.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +47,7 @@ from jax.extend.core import Literal
 from torch.utils import _pytree as pytree
 
 from ._compat import checkpoint_call_result, checkpoint_generator, torch_checkpoint_module
+from .capture_patch import CapturePatch
 from .grad_mode import forward_rule, reverse_call
 from .tensor import JaxTensor, array_of, current_context, lift, pop_context, push_context
 
@@ -260,7 +259,7 @@ def _generator(fn, preserve_rng_state, context_fn, determinism_check, debug, ear
     recomputation, which does not happen here: the whole region is rematerialised.
     """
     ctx = current_context()
-    if not getattr(_capturing, "depth", 0) or ctx is None:
+    if not _GENERATOR.capturing or ctx is None:
         yield from checkpoint_generator(
             fn, preserve_rng_state, context_fn, determinism_check, debug, early_stop, *args, **kwargs
         )
@@ -287,12 +286,9 @@ def _warn_unmatched() -> None:
         )
 
 
-_lock = threading.Lock()
-_active = 0
-_capturing = threading.local()
+_GENERATOR = CapturePatch(torch_checkpoint_module, "_checkpoint_without_reentrant_generator", _generator)
 
 
-@contextlib.contextmanager
 def intercept_checkpoint():
     """While this thread captures, ``checkpoint(use_reentrant=False)`` comes here.
 
@@ -301,17 +297,4 @@ def intercept_checkpoint():
     Other threads, and this one outside a capture, get torch's generator; torch's is
     put back when the last capture ends.
     """
-    global _active
-    with _lock:
-        if _active == 0:
-            torch_checkpoint_module._checkpoint_without_reentrant_generator = _generator
-        _active += 1
-    _capturing.depth = getattr(_capturing, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _capturing.depth -= 1
-        with _lock:
-            _active -= 1
-            if _active == 0:
-                torch_checkpoint_module._checkpoint_without_reentrant_generator = checkpoint_generator
+    return _GENERATOR.held()
