@@ -29,7 +29,8 @@ LAYERS = [
     ],
     ["_src.grad_mode"],  # torch's gradient rules as JAX primitives
     ["_src.crossing"],  # plain torch tensors <-> arrays
-    ["_src.tensor"],  # the subclass and the dispatcher
+    ["_src.tensor"],  # the subclass, the capture stack
+    ["_src.dispatch"],  # every op to its rule
     ["_src.ops", "_src.ops.*", "_src.autograd_function", "_src.checkpoint", "_src.custom_ops", "_src.from_jax"],
     ["_src.capture"],
     ["_src.torch_autograd"],

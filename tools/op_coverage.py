@@ -40,7 +40,7 @@ def core_aten_overloads() -> list:
 
 def _derived_from_rule(op, rules) -> bool:
     """An out=/in-place/mutating overload the dispatcher runs through a functional rule."""
-    from torchjax._src.tensor import _functional_of, _functional_twin
+    from torchjax._src.dispatch import _functional_of, _functional_twin
 
     if not op._schema.is_mutable:
         return False

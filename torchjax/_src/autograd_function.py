@@ -37,8 +37,9 @@ from . import dtypes
 from ._compat import CheckpointFunction, FunctionBase, SingleLevelFunction, is_setup_context_defined
 from .capture_patch import CapturePatch
 from .checkpoint import call_reentrant
+from .dispatch import CaptureMode
 from .grad_mode import forward_rule, missing_tangent, note_mode_specific, reverse_call
-from .tensor import CaptureMode, JaxTensor, array_of, current_context, lift, pop_context, push_context
+from .tensor import JaxTensor, array_of, current_context, lift, pop_context, push_context
 
 _SETUP_CONTEXT_ERROR = (
     "In order to use an autograd.Function with functorch transforms (vmap, grad, jvp, jacrev, ...), it must "

@@ -23,10 +23,11 @@ from torch.utils import _pytree as pytree
 from .autograd_function import intercept_apply
 from .checkpoint import intercept_checkpoint
 from .crossing import array_to_torch, crossing_cache
+from .dispatch import CaptureMode
 from .errors import TracingError
 from .hf import convert_caches
 from .module_path import module_path_tracking
-from .tensor import CaptureMode, JaxTensor, array_of, pop_context, push_context
+from .tensor import JaxTensor, array_of, pop_context, push_context
 
 
 def is_array(x) -> bool:

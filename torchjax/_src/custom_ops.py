@@ -28,8 +28,9 @@ from torch.utils import _pytree as pytree
 from . import dtypes
 from ._compat import custom_op_defs, disable_current_modes
 from .autograd_function import call_function
+from .dispatch import register_fallback
 from .errors import UnsupportedOpError
-from .tensor import JaxTensor, array_of, current_context, register_fallback
+from .tensor import JaxTensor, array_of, current_context
 
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # CustomOpDef -> {on host?: Function}
 _CALLBACKS: set = set()  # overloads the user asked to run on the host
