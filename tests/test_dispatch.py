@@ -42,3 +42,23 @@ def test_handler_and_rule_tables_refuse_duplicates_across_each_other():
     with pytest.raises(ValueError, match="already has the rule"):
         registry.register(aten.detach.default)(lambda x: x)
     assert registry.lookup_handler(aten.detach.default) is not None
+
+
+def test_a_rule_registered_after_first_use_is_used():
+    """Each overload's handler is chosen once and cached; a new registration resets the choice."""
+    torch.library.define("tjdispatch::twice", "(Tensor x) -> Tensor")
+
+    @torch.library.impl("tjdispatch::twice", "CompositeExplicitAutograd")
+    def _(x):
+        return 2 * x
+
+    op = torch.ops.tjdispatch.twice.default
+    f = torchjax.jit(lambda x: op(x))
+    with pytest.raises(torchjax.UnsupportedOpError, match=r"tjdispatch\.twice"):
+        f(torch.ones(2))
+
+    @torchjax.register_op(op)
+    def twice(x):
+        return 3 * x  # not torch's value: shows the rule is the one used
+
+    torch.testing.assert_close(torchjax.jit(lambda x: op(x))(torch.ones(2)), torch.full((2,), 3.0))

@@ -9,6 +9,7 @@ user's global JAX config is left alone.
 from __future__ import annotations
 
 import functools
+import warnings
 import weakref
 from typing import Any
 
@@ -161,8 +162,6 @@ def numpy_to_torch(view: np.ndarray) -> torch.Tensor:
     # (zero-copy crossing); take that one warning quietly.
     global _readonly_warning_taken
     if not _readonly_warning_taken:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = torch.from_numpy(view)

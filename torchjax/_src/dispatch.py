@@ -25,12 +25,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
+from . import caches
 from ._compat import decomposition_table
 from .crossing import to_jax_array
 from .errors import TracingError, UnsupportedOpError
 from .grad_mode import detached_write, has_tangent_space, stop_reverse, untracked_write
 from .module_path import module_path
-from .registry import lookup, lookup_handler, register_handler
+from .registry import lookup, lookup_handler, register_handler, rules_version
 from .tensor import JaxTensor, array_of, current_context, lift, route_ops_to
 
 aten = torch.ops.aten
@@ -244,16 +245,7 @@ def _resize(func, args, kwargs):
     )
 
 
-_NO_RULE = object()
 _REINTERPRETING_VIEWS = {aten.view.dtype, aten.view_as_real.default, aten.view_as_complex.default}
-
-
-def _call_rule(func, args, kwargs):
-    rule = lookup(func)
-    if rule is None:
-        return _NO_RULE
-    out = rule(*tree_map(_unwrap, args), **tree_map(_unwrap, kwargs))
-    return tree_map(_wrap, out)
 
 
 def _inplace_view(func, view_op, args, kwargs):
@@ -371,77 +363,109 @@ _DETACHING = {aten.detach.default: _detach, aten.detach_.default: _detach_inplac
 
 
 def dispatch(func, args, kwargs):
+    """Run ``func`` by the handler chosen for it (once per overload, from its schema)."""
+    if _plans_version[0] != rules_version():
+        _PLANS.clear()
+        _plans_version[0] = rules_version()
+    handler = _PLANS.get(func)
+    if handler is None:
+        handler = _PLANS[func] = _choose(func)
+    return handler(func, args, kwargs)
+
+
+_PLANS: dict[Any, Callable] = {}  # overload -> its handler; emptied when a rule is registered
+_plans_version = [-1]
+caches.register("dispatch.plans", _PLANS.clear)
+
+
+def _choose(func) -> Callable:
+    """How ``func`` runs: a torch-level handler, its rule (as a view, or writing into its
+    ``out=`` or in-place target through its functional form), a functionalized twin, or
+    torch's decomposition."""
     special = lookup_handler(func)
     if special is not None:
-        return special(func, args, kwargs)
-
+        return special
+    rule = lookup(func)
     if _is_view(func):
-        rule = lookup(func)
-        if rule is None:
-            out = _decompose(func, args, kwargs)
-            if out is NotImplemented:
-                raise unsupported(func)
-            return out
-        base = lift(args[0])
-        rest = tree_map(_unwrap, args[1:])
-        kw = tree_map(_unwrap, kwargs)
-
-        def view_fn(v):
-            return rule(v, *rest, **kw)
-
-        out = view_fn(base.value)
-        if isinstance(out, (list, tuple)):
-            return type(out)(base.view_of(lambda v, i=i: view_fn(v)[i], o) for i, o in enumerate(out))
-        return base.view_of(view_fn, out, reinterprets=func in _REINTERPRETING_VIEWS)
-
+        return functools.partial(_viewed, rule) if rule is not None else _decomposed
     schema = func._schema
-    if schema.is_mutable:
-        if lookup(func) is not None:
-            return _call_rule(func, args, kwargs)
-        functional = _functional_of(func)
-        if functional is None:
-            twin = _functional_twin(func)
-            if twin is not None:
-                return _run_functionalized(func, twin, args, kwargs)
-            out = _decompose(func, args, kwargs)
-            if out is NotImplemented:
-                raise unsupported(func)
-            return out
-        out_names = [a.name for a in schema.arguments if a.is_out]
-        if out_names:
-            targets = [kwargs[n] for n in out_names]
-            fkwargs = {k: v for k, v in kwargs.items() if k not in out_names}
-            result = dispatch(functional, args, fkwargs)
-            results = result if isinstance(result, (list, tuple)) else (result,)
-            written = []
-            for tgt, res in zip(targets, results):
-                tgt_j = lift(tgt)
-                if tuple(tgt_j.shape) != tuple(res.shape) and tgt_j.numel() != 0:
-                    raise UnsupportedOpError(
-                        f"torchjax: {func} would resize its out= tensor from "
-                        f"{tuple(tgt_j.shape)} to {tuple(res.shape)}; pass an out= of the result's shape"
-                    )
-                if tuple(tgt_j.shape) != tuple(res.shape):
-                    raise UnsupportedOpError(f"torchjax: {func}: out= tensor of shape 0 cannot be resized")
-                tgt_j.set_value(res.value)
-                written.append(tgt)
-            return written[0] if len(written) == 1 else tuple(written)
-        if torch.Tag.inplace_view in func.tags:
-            return _inplace_view(func, functional, args, kwargs)
-        # in-place: the first write-annotated argument is the target
-        idx = next(i for i, a in enumerate(schema.arguments) if a.alias_info and a.alias_info.is_write)
-        target = lift(args[idx])
-        result = dispatch(functional, args, kwargs)
-        target.set_value(result.value)
-        return args[idx]
+    if rule is not None:
+        return functools.partial(_ruled, rule)
+    if not schema.is_mutable:
+        return _decomposed
+    functional = _functional_of(func)
+    if functional is None:
+        twin = _functional_twin(func)
+        return functools.partial(_functionalized, twin) if twin is not None else _decomposed
+    out_names = tuple(a.name for a in schema.arguments if a.is_out)
+    if out_names:
+        return functools.partial(_into_out, functional, out_names)
+    if torch.Tag.inplace_view in func.tags:
+        return functools.partial(_inplace_view_of, functional)
+    # in-place: the first write-annotated argument is the target
+    idx = next(i for i, a in enumerate(schema.arguments) if a.alias_info and a.alias_info.is_write)
+    return functools.partial(_in_place, functional, idx)
 
-    out = _call_rule(func, args, kwargs)
-    if out is not _NO_RULE:
-        return out
+
+def _ruled(rule, func, args, kwargs):
+    out = rule(*tree_map(_unwrap, args), **tree_map(_unwrap, kwargs))
+    return tree_map(_wrap, out)
+
+
+def _decomposed(func, args, kwargs):
     out = _decompose(func, args, kwargs)
     if out is NotImplemented:
         raise unsupported(func)
     return out
+
+
+def _functionalized(twin, func, args, kwargs):
+    return _run_functionalized(func, twin, args, kwargs)
+
+
+def _viewed(rule, func, args, kwargs):
+    base = lift(args[0])
+    rest = tree_map(_unwrap, args[1:])
+    kw = tree_map(_unwrap, kwargs)
+
+    def view_fn(v):
+        return rule(v, *rest, **kw)
+
+    out = view_fn(base.value)
+    if isinstance(out, (list, tuple)):
+        return type(out)(base.view_of(lambda v, i=i: view_fn(v)[i], o) for i, o in enumerate(out))
+    return base.view_of(view_fn, out, reinterprets=func in _REINTERPRETING_VIEWS)
+
+
+def _into_out(functional, out_names, func, args, kwargs):
+    targets = [kwargs[n] for n in out_names]
+    fkwargs = {k: v for k, v in kwargs.items() if k not in out_names}
+    result = dispatch(functional, args, fkwargs)
+    results = result if isinstance(result, (list, tuple)) else (result,)
+    written = []
+    for tgt, res in zip(targets, results):
+        tgt_j = lift(tgt)
+        if tuple(tgt_j.shape) != tuple(res.shape) and tgt_j.numel() != 0:
+            raise UnsupportedOpError(
+                f"torchjax: {func} would resize its out= tensor from "
+                f"{tuple(tgt_j.shape)} to {tuple(res.shape)}; pass an out= of the result's shape"
+            )
+        if tuple(tgt_j.shape) != tuple(res.shape):
+            raise UnsupportedOpError(f"torchjax: {func}: out= tensor of shape 0 cannot be resized")
+        tgt_j.set_value(res.value)
+        written.append(tgt)
+    return written[0] if len(written) == 1 else tuple(written)
+
+
+def _inplace_view_of(functional, func, args, kwargs):
+    return _inplace_view(func, functional, args, kwargs)
+
+
+def _in_place(functional, idx, func, args, kwargs):
+    target = lift(args[idx])
+    result = dispatch(functional, args, kwargs)
+    target.set_value(result.value)
+    return args[idx]
 
 
 route_ops_to(handle)

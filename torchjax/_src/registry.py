@@ -23,6 +23,7 @@ F = TypeVar("F", bound=Rule)
 
 _RULES: dict[OpOverload, Rule] = {}
 _HANDLERS: dict[OpOverload, Rule] = {}
+_version = [0]  # bumped by every registration: the dispatcher's choices depend on the tables
 
 
 def _as_overloads(ops) -> list[OpOverload]:
@@ -53,6 +54,12 @@ def _claim(table: dict, ops: tuple, fn: Rule, override: bool) -> None:
         _RULES.pop(op, None)
         _HANDLERS.pop(op, None)
         table[op] = fn
+    _version[0] += 1
+
+
+def rules_version() -> int:
+    """A number that changes whenever a rule or handler is registered."""
+    return _version[0]
 
 
 def register(*ops: OpOverload, override: bool = False) -> Callable[[F], F]:

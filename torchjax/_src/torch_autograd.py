@@ -169,30 +169,31 @@ class _Forward:
         hit = self._backwards[ct_mask] = (executable, needs_x64([*res, *cts]))
         return hit
 
-    def vjp_program(self, ct_mask: tuple[bool, ...], values: list) -> AutogradProgram:
-        """``(inputs, cotangents) -> input gradients`` as a program torch can differentiate
-        in turn (``create_graph=True``); it recomputes the forward."""
-        hit = self._vjp_programs.get(ct_mask)
-        if hit is not None:
-            return hit
-        body = jax_core.jaxpr_as_fun(self.program.jaxpr)
-        wrt, inexact, avals = self.wrt, self.inexact, self.avals
-        n = len(values) - sum(ct_mask)
 
-        def vjp_of(*vals):
-            primal, cts = vals[:n], vals[n:]
-
-            def f(*w):
-                flat = body(*_replace(primal, wrt, w))
-                return [flat[k] for k in inexact]
-
-            _, pullback = jax.vjp(f, *[primal[p] for p in wrt])
-            return [_conj(g) for g in pullback(_full_cotangents(cts, ct_mask, avals))]
-
-        with jax.enable_x64(True):
-            closed = jax.make_jaxpr(vjp_of)(*values)
-        hit = self._vjp_programs[ct_mask] = AutogradProgram(closed, len(wrt), f"{self.program.name} (backward)")
+def _vjp_program(fwd: _Forward, ct_mask: tuple[bool, ...], values: list) -> AutogradProgram:
+    """``(inputs, cotangents) -> input gradients`` as a program torch can differentiate
+    in turn (``create_graph=True``); it recomputes the forward."""
+    hit = fwd._vjp_programs.get(ct_mask)
+    if hit is not None:
         return hit
+    body = jax_core.jaxpr_as_fun(fwd.program.jaxpr)
+    wrt, inexact, avals = fwd.wrt, fwd.inexact, fwd.avals
+    n = len(values) - sum(ct_mask)
+
+    def vjp_of(*vals):
+        primal, cts = vals[:n], vals[n:]
+
+        def f(*w):
+            flat = body(*_replace(primal, wrt, w))
+            return [flat[k] for k in inexact]
+
+        _, pullback = jax.vjp(f, *[primal[p] for p in wrt])
+        return [_conj(g) for g in pullback(_full_cotangents(cts, ct_mask, avals))]
+
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(vjp_of)(*values)
+    hit = fwd._vjp_programs[ct_mask] = AutogradProgram(closed, len(wrt), f"{fwd.program.name} (backward)")
+    return hit
 
 
 class _Call:
@@ -264,7 +265,7 @@ class _Call:
         n, wrt = len(self.values), set(fwd.wrt)
         sources = [*[self.sources[p] if p in wrt else None for p in range(n)], *ct_tensors]
         positions = (*fwd.wrt, *[n + j for j, ct in enumerate(ct_tensors) if ct.requires_grad])
-        result = fwd.vjp_program(ct_mask, values).run(positions, values, sources)
+        result = _vjp_program(fwd, ct_mask, values).run(positions, values, sources)
         return None if result is None else result[0]
 
 

@@ -102,12 +102,12 @@ class Vmap(Transform):
         if chunk >= batch_size:
             run = once(flat_args, batch_size)
         else:
-            run = self._vmap_chunked(once, flat_args, flat_in, mapped, batch_size, chunk)
-        out = self._place_outputs(run)
+            run = _vmap_chunked(once, flat_args, flat_in, mapped, batch_size, chunk)
+        out = _place_outputs(self.fn, self.settings.out_dims, run)
         unbatched = _unbatched_writes(run, flat_in)
         if unbatched:
             raise self._unbatched_write_error(once, flat_args, batch_size, flat_in, unbatched, run)
-        return TraceResult(out, self._place_side(ctx, run, flat_in))
+        return TraceResult(out, _place_side(ctx, run, flat_in))
 
     def _vmap_once(self, ctx, spec, flat_in, mapped, kwargs, base_key, flat_args, batch_size, offset=0, randomness=""):
         """``jax.vmap`` of the function over ``batch_size`` samples, the first being sample ``offset``."""
@@ -138,19 +138,6 @@ class Vmap(Transform):
         )(*[flat_args[i] for i in mapped])
         return _Mapped(outs, traced, batched)
 
-    def _vmap_chunked(self, once, flat_args, flat_in, mapped, batch_size, chunk) -> _Mapped:
-        runs = []
-        for start in range(0, batch_size, chunk):
-            stop = min(start + chunk, batch_size)
-            part = list(flat_args)
-            for i in mapped:
-                part[i] = jax.lax.slice_in_dim(flat_args[i], start, stop, axis=flat_in[i])
-            runs.append(once(part, stop - start, offset=start))
-        outs = [jnp.concatenate(parts, axis=0) for parts in zip(*(r.outs for r in runs))]
-        side = jax.tree_util.tree_map(lambda *p: jnp.concatenate(p, axis=0), *(r.traced.side for r in runs))
-        last = runs[-1]
-        return _Mapped(outs, dataclasses.replace(last.traced, side=side), last.batched)
-
     def _unbatched_write_error(self, once, flat_args, batch_size, flat_in, unbatched, run: _Mapped) -> RuntimeError:
         """Which error a per-sample write into an unvmapped tensor gets, as torch.func tells them apart.
 
@@ -164,48 +151,6 @@ class Vmap(Transform):
             if set(unbatched) - set(_unbatched_writes(same, flat_in)):
                 return prefix_error(RuntimeError(_RANDOM_INPLACE), self.call_repr())
         return _inplace_error(self)
-
-    def _place_outputs(self, run: _Mapped):
-        out_pack = run.traced.out_pack
-        out_spec, static = out_pack.spec, out_pack.static
-        out_dims = self.settings.out_dims
-        flat_out_dims = broadcast_to_and_flatten(out_dims, out_spec)
-        if flat_out_dims is None:
-            raise ValueError(
-                f"vmap({fn_name(self.fn)}, ..., out_dims={out_dims})(<inputs>): out_dims is not "
-                f"compatible with the structure of `outputs`. out_dims has structure "
-                f"{pytree.tree_flatten(out_dims)[1]} but outputs has structure {out_spec}."
-            )
-        name = fn_name(self.fn)
-        arrays = iter(zip(run.outs, run.batched.out))
-        leaves = []
-        for i, d in enumerate(flat_out_dims):
-            if i in static:
-                if d is not None:
-                    raise ValueError(
-                        f"vmap({name}, ...): `{name}` must only return Tensors, got type "
-                        f"{type(static[i])}. Did you mean to set out_dims= to None for output?"
-                    )
-                leaves.append(static[i])
-                continue
-            value, batched = next(arrays)
-            if d is None:
-                if batched:
-                    raise ValueError(f"vmap({name}, ...): `{name}` can not return a BatchedTensor when out_dim is None")
-                leaves.append(value[0])
-            else:
-                leaves.append(jnp.moveaxis(value, 0, d % value.ndim))
-        return pytree.tree_unflatten(leaves, out_spec)
-
-    def _place_side(self, ctx, run: _Mapped, flat_in) -> dict[int, Any]:
-        """Writes to the inputs and captured tensors, one level up (none is per-sample into an unvmapped tensor)."""
-        side = run.traced.side
-        placed_args = []
-        for slot, value in zip(side.arg_slots, side.arg_values):
-            d = flat_in[slot] if slot < len(flat_in) else None
-            placed_args.append(value[0] if d is None else jnp.moveaxis(value, 0, d))
-        placed_lifted = [value[0] for value in side.lifted_values]
-        return dataclasses.replace(side, arg_values=placed_args, lifted_values=placed_lifted).apply(ctx)
 
 
 def _unbatched_writes(run: _Mapped, flat_in) -> list:
@@ -250,3 +195,61 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
         tensor([2., 2., 2.])
     """
     return Vmap(func, VmapSettings(in_dims, out_dims, randomness, chunk_size))
+
+
+def _vmap_chunked(once, flat_args, flat_in, mapped, batch_size, chunk) -> _Mapped:
+    runs = []
+    for start in range(0, batch_size, chunk):
+        stop = min(start + chunk, batch_size)
+        part = list(flat_args)
+        for i in mapped:
+            part[i] = jax.lax.slice_in_dim(flat_args[i], start, stop, axis=flat_in[i])
+        runs.append(once(part, stop - start, offset=start))
+    outs = [jnp.concatenate(parts, axis=0) for parts in zip(*(r.outs for r in runs))]
+    side = jax.tree_util.tree_map(lambda *p: jnp.concatenate(p, axis=0), *(r.traced.side for r in runs))
+    last = runs[-1]
+    return _Mapped(outs, dataclasses.replace(last.traced, side=side), last.batched)
+
+
+def _place_outputs(fn, out_dims, run: _Mapped):
+    """The outputs with their batch axes where ``out_dims`` puts them, as torch.func checks them."""
+    out_pack = run.traced.out_pack
+    out_spec, static = out_pack.spec, out_pack.static
+    flat_out_dims = broadcast_to_and_flatten(out_dims, out_spec)
+    if flat_out_dims is None:
+        raise ValueError(
+            f"vmap({fn_name(fn)}, ..., out_dims={out_dims})(<inputs>): out_dims is not "
+            f"compatible with the structure of `outputs`. out_dims has structure "
+            f"{pytree.tree_flatten(out_dims)[1]} but outputs has structure {out_spec}."
+        )
+    name = fn_name(fn)
+    arrays = iter(zip(run.outs, run.batched.out))
+    leaves = []
+    for i, d in enumerate(flat_out_dims):
+        if i in static:
+            if d is not None:
+                raise ValueError(
+                    f"vmap({name}, ...): `{name}` must only return Tensors, got type "
+                    f"{type(static[i])}. Did you mean to set out_dims= to None for output?"
+                )
+            leaves.append(static[i])
+            continue
+        value, batched = next(arrays)
+        if d is None:
+            if batched:
+                raise ValueError(f"vmap({name}, ...): `{name}` can not return a BatchedTensor when out_dim is None")
+            leaves.append(value[0])
+        else:
+            leaves.append(jnp.moveaxis(value, 0, d % value.ndim))
+    return pytree.tree_unflatten(leaves, out_spec)
+
+
+def _place_side(ctx, run: _Mapped, flat_in) -> dict[int, Any]:
+    """Writes to the inputs and captured tensors, one level up (none is per-sample into an unvmapped tensor)."""
+    side = run.traced.side
+    placed_args = []
+    for slot, value in zip(side.arg_slots, side.arg_values):
+        d = flat_in[slot] if slot < len(flat_in) else None
+        placed_args.append(value[0] if d is None else jnp.moveaxis(value, 0, d))
+    placed_lifted = [value[0] for value in side.lifted_values]
+    return dataclasses.replace(side, arg_values=placed_args, lifted_values=placed_lifted).apply(ctx)
