@@ -29,10 +29,11 @@ LAYERS = [
     ],
     ["_src.grad_mode"],  # torch's gradient rules as JAX primitives
     ["_src.crossing"],  # plain torch tensors <-> arrays
-    ["_src.tensor"],  # the subclass, the capture stack
+    ["_src.tensor", "_src.foreach"],  # the subclass, the capture stack; ops over tensor lists
     ["_src.dispatch"],  # every op to its rule
     ["_src.ops", "_src.ops.*", "_src.autograd_function", "_src.checkpoint", "_src.custom_ops", "_src.from_jax"],
     ["_src.capture"],
+    ["_src.training"],
     ["_src.torch_autograd"],
     ["_src.compile", "_src.compile.*"],
     ["_src.convert", "_src.transforms", "_src.transforms.*"],

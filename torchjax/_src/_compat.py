@@ -21,6 +21,10 @@ from jax.interpreters import ad as jax_ad
 from jax.interpreters import batching as jax_batching
 from jax.interpreters import mlir as jax_mlir
 
+# How many tensors (and storage handles) share a storage: an output may take over a
+# tensor's storage only if nothing else can see it. Public alternative: none.
+from torch._C import _storage_Use_Count as storage_use_count
+
 # torch.func's interpreter stack (is a transform running?) and its legacy batched
 # tensors (torch.autograd.functional's vectorize=True); public alternative: none.
 from torch._C._functorch import is_legacy_batchedtensor as is_legacy_batchedtensor
@@ -124,6 +128,7 @@ NAMES = {
     "torch.utils.checkpoint._checkpoint_without_reentrant_generator": checkpoint_generator,
     "torch._library.custom_ops.OPDEFS": _torch_custom_ops.OPDEFS,
     "torch.utils._python_dispatch._disable_current_modes": disable_current_modes,
+    "torch._C._storage_Use_Count": storage_use_count,
     "torch.utils._python_dispatch._get_current_dispatch_mode": get_current_dispatch_mode,
     "torch._C._functorch.is_legacy_batchedtensor": is_legacy_batchedtensor,
     "torch._C._functorch.peek_interpreter_stack": peek_interpreter_stack,

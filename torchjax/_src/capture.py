@@ -22,7 +22,7 @@ from torch.utils import _pytree as pytree
 
 from .autograd_function import intercept_apply
 from .checkpoint import intercept_checkpoint
-from .crossing import array_to_torch, crossing_cache
+from .crossing import crossing_cache, write_into
 from .dispatch import CaptureMode
 from .errors import TracingError
 from .hf import convert_caches
@@ -47,6 +47,7 @@ class Context:
         self.parent = parent
         self.rng_error = rng_error
         self.lifted: dict[int, tuple[torch.Tensor, JaxTensor, int | None]] = {}
+        self.aliases: dict[int, tuple[torch.Tensor, JaxTensor]] = {}
         self.discovered = False
         self._counter = 0
         self.used_random = False
@@ -62,10 +63,18 @@ class Context:
         reads this level's tensors and keys, and keeps its own in-place writes."""
         return Context(None, parent=self, rng_error=self.rng_error)
 
+    def alias(self, t: torch.Tensor, jt: JaxTensor) -> None:
+        """Make ``t`` stand for ``jt``, one of the traced function's inputs (training state
+        read by path: a parameter's ``.grad``, an optimizer's state)."""
+        self.aliases[id(t)] = (t, jt)
+
     def lift(self, t: torch.Tensor) -> JaxTensor:
         hit = self.lifted.get(id(t))
         if hit is not None:
             return hit[1]
+        alias = self.aliases.get(id(t))
+        if alias is not None and alias[0] is t:
+            return alias[1]
         slot = None
         if self.parent is not None:
             value = self.parent.lift(t).value
@@ -121,6 +130,8 @@ class TraceResult:
     out: Any  # pytree (torch pytree containers) of arrays / python values
     arg_updates: dict[int, Any] = field(default_factory=dict)  # flat input leaf index -> new value
     lifted_updates: list[tuple[torch.Tensor, Any, int | None]] = field(default_factory=list)
+    trains: bool = False  # a training step (backward, optimizer): its outputs are plain values
+    again: bool = False  # the trace is not to be compiled: its caller gathers and traces again
 
 
 def _wrap_input(x):
@@ -200,9 +211,7 @@ class Capture:
 
 def write_back(t: torch.Tensor, value) -> None:
     """Apply an update computed by JAX to the torch tensor it belongs to."""
-    new = array_to_torch(value)
-    with torch.no_grad():
-        t.copy_(new)
+    write_into(t, value)
 
 
 def any_tracer(leaves) -> bool:

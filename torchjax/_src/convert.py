@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -12,8 +13,9 @@ from torch.utils import _pytree as pytree
 
 from . import caches
 from .capture import Capture, Context, any_tracer, bridge_pytree_types, run_traced, seed_from_torch, write_back
-from .compile import Compiled, jit_disabled
+from .compile import Compiled, TraceAgain, jit_disabled
 from .crossing import to_jax_array
+from .training import StepState, step_body
 
 
 class JaxFunction:
@@ -167,21 +169,62 @@ def to_jax(fn_or_module: Callable | torch.nn.Module) -> Any:
 
 
 class TorchFunction:
-    """A torch callable compiled by XLA: torch tensors in, torch tensors out."""
+    """A torch callable compiled by XLA: torch tensors in, torch tensors out.
+
+    A training step (``backward()``, ``optimizer.step()``, ``zero_grad()`` inside) is one
+    program; the training state it reads and leaves (``.grad``, optimizer state, learning
+    rates) is gathered and applied around every call (``training.StepState``).
+    """
 
     def __init__(self, fn: Callable, name: str | None = None):
         self.fn = fn
         self.name = name or f"jit({getattr(fn, '__qualname__', type(fn).__name__)})"
         self.capture = Capture(fn)
         self.compiled = Compiled(self.capture, self.name)
+        self.state = StepState()
+        self._step = step_body(fn, self.state)
+        self._eager_calls = 0
+        self._settled = False
         self.__wrapped__ = fn
         caches.register_owner(self)
 
     def __call__(self, *args, **kwargs):
-        def body(ctx, a, k):
-            return run_traced(self.fn, a, k, ctx)
+        for _ in range(_MAX_RETRACES):
+            try:
+                out, actions = self.compiled.call(self._body, (args, kwargs, self.state.gather()), {}, to_torch=True)
+            except TraceAgain:
+                _, created = self.state.outcome
+                if created:  # an optimizer's first step: its state is made eagerly
+                    return self._eagerly(args, kwargs)
+                continue  # the trace met training state that was not an input yet
+            self._eager_calls = 0
+            if actions:
+                self.state.apply(actions)
+            if self.state and not self._settled:
+                # Once, after the first compiled step: the crossings of its tensors' first
+                # buffers sit in reference cycles until a collection, and while they do,
+                # the tensors cannot take the program's output buffers over (crossing.py)
+                self._settled = True
+                gc.collect()
+            return out
+        raise RuntimeError(f"{self.name}: the training state kept changing between traces")
 
-        return self.compiled.call(body, args, kwargs, to_torch=True)
+    def _body(self, ctx, a, k):
+        res = run_traced(self._step, a, k, ctx)
+        res.trains = bool(self.state)
+        res.again = any(self.state.outcome)
+        return res
+
+    def _eagerly(self, args, kwargs):
+        """A call that creates optimizer state runs as plain torch; the next one compiles."""
+        self._eager_calls += 1
+        if self._eager_calls > _MAX_EAGER_CALLS:
+            raise RuntimeError(
+                f"{self.name}: an optimizer created new state on {self._eager_calls} calls in a row; "
+                "torchjax compiles a step for the optimizer state it finds, so state created on "
+                "every call cannot be compiled"
+            )
+        return self.fn(*args, **kwargs)
 
     def clear_cache(self) -> None:
         """Drop this function's compiled programs (they are rebuilt on the next call)."""
@@ -189,6 +232,10 @@ class TorchFunction:
 
     def __repr__(self) -> str:
         return f"<TorchFunction {self.name}>"
+
+
+_MAX_RETRACES = 4
+_MAX_EAGER_CALLS = 3
 
 
 def jit(fn: Callable) -> TorchFunction:

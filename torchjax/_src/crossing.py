@@ -20,7 +20,13 @@ import torch
 from torch.utils import _pytree as pytree
 
 from . import caches, dtypes
-from ._compat import ShapedArray, batched_device_put, disable_current_modes, get_current_dispatch_mode
+from ._compat import (
+    ShapedArray,
+    batched_device_put,
+    disable_current_modes,
+    get_current_dispatch_mode,
+    storage_use_count,
+)
 
 # XLA's CPU client takes foreign buffers without a copy only when they are aligned.
 _ALIGNMENT = 16
@@ -265,6 +271,57 @@ class CrossingCache:
             return arr
         self._entries[key] = (ref, sig, arr)
         return arr
+
+    def put(self, t: torch.Tensor, arr: jax.Array) -> None:
+        """Remember ``arr`` as ``t``'s JAX value (they hold the same values now)."""
+        key = id(t)
+        sig = (t._version, t.data_ptr() if t.numel() else 0, t.shape, t.stride(), t.dtype)
+        try:
+            ref = weakref.ref(t, lambda _r, k=key: self._entries.pop(k, None))
+        except TypeError:
+            return
+        self._entries[key] = (ref, sig, arr)
+
+    def forget(self, t: torch.Tensor) -> None:
+        self._entries.pop(id(t), None)
+
+
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
+def write_into(t: torch.Tensor, value: jax.Array) -> None:
+    """Give torch tensor ``t`` the values of ``value`` (an update computed by JAX).
+
+    Where nothing else can see ``t``'s storage (no view, no export alive), ``t`` takes
+    ``value``'s buffer over, zero-copy: its storage becomes NumPy's view of that buffer,
+    as an output's does, and ``value`` is remembered as ``t``'s JAX value, so that the
+    next call reads it without crossing (a training step's parameters and optimizer
+    state live so between calls). Otherwise ``value`` is copied into ``t``'s storage, in
+    place, and remembered all the same.
+    """
+    if _can_take_over(t, value):
+        view = numpy_view_to_torch(value)
+        with torch.no_grad():
+            t.set_(view)
+    else:
+        with torch.no_grad():
+            t.copy_(array_to_torch(value))
+    if type(value) is ARRAY_TYPE:
+        crossing_cache.put(t, value)
+
+
+def _can_take_over(t: torch.Tensor, value: Any) -> bool:
+    if type(t) not in _PLAIN_TENSORS or type(value) is not ARRAY_TYPE or not numpy_view_ok(value):
+        return False
+    if not t.is_cpu or t.dtype != dtypes.to_torch_dtype(value.dtype) or t.shape != value.shape or t._base is not None:
+        return False
+    if t.storage_offset() or not t.is_contiguous() or t.is_conj() or t.is_neg():
+        return False
+    storage = t.untyped_storage()
+    if storage.nbytes() != t.numel() * t.element_size():
+        return False
+    crossing_cache.forget(t)  # its array of the old buffer (if any) is what would keep it seen
+    return storage_use_count(storage._cdata) <= 2  # ``t`` and ``storage`` here
 
 
 def _buffer_pointer(a: jax.Array) -> int | None:

@@ -26,9 +26,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
 from . import caches
-from ._compat import decomposition_table
+from ._compat import decomposition_table, disable_current_modes
 from .crossing import to_jax_array
 from .errors import TracingError, UnsupportedOpError
+from .foreach import is_foreach, run_foreach
 from .grad_mode import detached_write, has_tangent_space, stop_reverse, untracked_write
 from .module_path import module_path
 from .registry import lookup, lookup_handler, register_handler, rules_version
@@ -325,9 +326,10 @@ def _written_storages(func, args, kwargs) -> list:
         if a.alias_info is None or not a.alias_info.is_write:
             continue
         t = args[i] if i < len(args) else kwargs.get(a.name)
-        if isinstance(t, torch.Tensor):
-            jt = lift(t)
-            found.append((jt, jt._storage, jt._storage.value))
+        for x in t if isinstance(t, (list, tuple)) else (t,):  # a foreach op writes a list
+            if isinstance(x, torch.Tensor):
+                jt = lift(x)
+                found.append((jt, jt._storage, jt._storage.value))
     return found
 
 
@@ -385,12 +387,16 @@ def _choose(func) -> Callable:
     special = lookup_handler(func)
     if special is not None:
         return special
+    if func.namespace == "profiler":
+        return _outside_capture
     rule = lookup(func)
     if _is_view(func):
         return functools.partial(_viewed, rule) if rule is not None else _decomposed
     schema = func._schema
     if rule is not None:
         return functools.partial(_ruled, rule)
+    if is_foreach(func):
+        return run_foreach
     if not schema.is_mutable:
         return _decomposed
     functional = _functional_of(func)
@@ -405,6 +411,13 @@ def _choose(func) -> Callable:
     # in-place: the first write-annotated argument is the target
     idx = next(i for i, a in enumerate(schema.arguments) if a.alias_info and a.alias_info.is_write)
     return functools.partial(_in_place, functional, idx)
+
+
+def _outside_capture(func, args, kwargs):
+    """An op on no tensors that only tells torch's profiler where it is (an optimizer's
+    ``step`` records one): run by torch itself."""
+    with disable_current_modes():
+        return func(*args, **kwargs)
 
 
 def _ruled(rule, func, args, kwargs):
@@ -462,7 +475,13 @@ def _inplace_view_of(functional, func, args, kwargs):
 
 
 def _in_place(functional, idx, func, args, kwargs):
-    target = lift(args[idx])
+    target = args[idx]
+    if isinstance(target, (list, tuple)):  # a foreach op (``_foreach_add_``): returns nothing
+        targets = [lift(t) for t in target]
+        for t, r in zip(targets, dispatch(functional, args, kwargs)):
+            t.set_value(r.value)
+        return None
+    target = lift(target)
     result = dispatch(functional, args, kwargs)
     target.set_value(result.value)
     return args[idx]

@@ -80,6 +80,7 @@ def module_path_tracking(fn):
     if state.stack:  # a nested capture: the outer one already tracks
         yield
         return
+    fn = getattr(fn, "__wrapped__", fn)  # a wrapper's (a training step's) own function
     root = fn if isinstance(fn, torch.nn.Module) else getattr(fn, "__self__", None)
     if isinstance(root, torch.nn.Module):
         state.names.update(

@@ -19,6 +19,11 @@ _NO_SEED = np.zeros(2, np.uint32)
 _NOT_DIFFERENTIABLE = object()  # a call torch autograd need not record: run it as any other
 
 
+class TraceAgain(Exception):
+    """The trace asked not to be compiled (``TraceResult.again``): its caller, which knows
+    why, calls again. Raised after JAX's trace has finished, never through it."""
+
+
 class Compiled:
     """The compiled executables of one captured callable, one per signature.
 
@@ -80,7 +85,7 @@ class Compiled:
         dyn_vals = entry.inputs.values(call.leaves, call.dyn_pos)
         cvals = self.capture.captured_values(program.n_captured)
         seed = seed_from_torch() if program.used_random else _NO_SEED
-        if to_torch and torch.is_grad_enabled():
+        if to_torch and torch.is_grad_enabled() and not entry.info.trains:
             wrt = _requiring_grad(self.capture, program.n_captured, call)
             if wrt:
                 out = _run_differentiable(self, entry, call, wrt, [*cvals, seed, *dyn_vals])
@@ -116,7 +121,10 @@ class Compiled:
         return len(self._cache)
 
     def _compile(self, body: Body, call: Prepared, plan_key: Any) -> Entry:
-        entry = self._cache[(call.sig, plan_key)] = trace(self.capture, body, call, self.name)
+        entry = trace(self.capture, body, call, self.name)
+        if entry.info.again:
+            raise TraceAgain
+        self._cache[(call.sig, plan_key)] = entry
         self.hot[call.sig] = (plan_key, entry)
         self._watch.note(call)
         return entry

@@ -30,6 +30,8 @@ class TraceInfo:
     discovered: bool  # new captured tensors were met: trace again with them as inputs
     arg_update_slots: list[int]  # inputs written in place (positions among the call's arrays)
     captured_update_slots: list[int]  # captured tensors written in place (their slots)
+    trains: bool = False  # a training step: torch autograd does not record its call
+    again: bool = False  # not to be compiled: the caller traces again (``TraceAgain``)
 
     def write_back(self, call: Prepared, capture: Capture, arg_updates: list, cap_updates: list) -> None:
         """Apply the program's writes to the call's tensors and the captured ones."""

@@ -60,6 +60,8 @@ class PureCall:
             discovered=ctx.discovered,
             arg_update_slots=[self.dyn_pos.index(i) for i in arg_slots],
             captured_update_slots=[slot for slot, _ in captured],
+            trains=res.trains,
+            again=res.again,
         )
         arrays = [x for x in out_leaves if _is_array(x)]
         return arrays, [res.arg_updates[i] for i in arg_slots], [v for _, v in captured]

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import torch
 from jax import lax
 
+from ..errors import UnsupportedOpError
 from ..registry import aten, register
 from ..tensor import current_key
 from ._common import Kind, jdtype, pointwise, promote, register_pointwise
@@ -242,7 +243,7 @@ def rrelu_with_noise_functional(self, noise, lower=0.125, upper=1 / 3, training=
 # --------------------------------------------------------------------------- attention
 
 
-def _attention(query, key, value, dropout_p, is_causal, attn_mask, scale, enable_gqa=False):
+def _attention(query, key, value, dropout_p, is_causal, attn_mask, scale, enable_gqa=False, dropout_mask=None):
     acc = jnp.float32 if query.dtype in (jnp.bfloat16, jnp.float16) else query.dtype
     q, k, v = (t.astype(acc) for t in (query, key, value))
     if k.ndim >= 3 and k.shape[-3] != q.shape[-3]:  # grouped-query attention
@@ -264,11 +265,37 @@ def _attention(query, key, value, dropout_p, is_causal, attn_mask, scale, enable
     weights = jnp.where(
         jnp.isneginf(lse)[..., None], 0, jnp.exp(scores - jnp.where(jnp.isneginf(lse), 0, lse)[..., None])
     )
+    keep = None
     if dropout_p > 0:
-        keep = jax.random.bernoulli(current_key(), 1 - dropout_p, weights.shape)
+        keep = (
+            jax.random.bernoulli(current_key(), 1 - dropout_p, weights.shape) if dropout_mask is None else dropout_mask
+        )
         weights = jnp.where(keep, weights / (1 - dropout_p), 0)
-    out = jnp.matmul(weights, v, precision=_HIGHEST)
-    return out.astype(query.dtype), lse.astype(jnp.float32 if acc == jnp.float32 else acc), weights.astype(query.dtype)
+    out = jnp.matmul(weights, v, precision=_HIGHEST).astype(query.dtype)
+    if keep is not None:
+        _DROPOUT_MASKS.note(out, keep)
+    return out, lse.astype(jnp.float32 if acc == jnp.float32 else acc), weights.astype(query.dtype)
+
+
+class _MaskTable:
+    """The dropout mask each attention output was computed with, for its backward op
+    (torch's attention backward receives the forward's output, not its random state)."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._masks: dict[int, tuple] = {}
+
+    def note(self, out, keep) -> None:
+        if len(self._masks) >= self.size:
+            self._masks.pop(next(iter(self._masks)))
+        self._masks[id(out)] = (out, keep)
+
+    def find(self, out):
+        hit = self._masks.get(id(out))
+        return hit[1] if hit is not None and hit[0] is out else None
+
+
+_DROPOUT_MASKS = _MaskTable()
 
 
 @register(*aten("_scaled_dot_product_flash_attention_for_cpu"))
@@ -277,6 +304,28 @@ def _scaled_dot_product_flash_attention_for_cpu(
 ):
     out, lse, _ = _attention(query, key, value, dropout_p, is_causal, attn_mask, scale)
     return out, lse
+
+
+@register(*aten("_scaled_dot_product_flash_attention_for_cpu_backward"))
+def _scaled_dot_product_flash_attention_for_cpu_backward(
+    grad_out, query, key, value, out, logsumexp, dropout_p, is_causal, *, attn_mask=None, scale=None
+):
+    """The attention's gradient (what ``loss.backward()`` in a traced training step calls):
+    the pullback of the forward rule, on the dropout mask that forward drew."""
+    keep = None
+    if dropout_p > 0:
+        keep = _DROPOUT_MASKS.find(out)
+        if keep is None:
+            raise UnsupportedOpError(
+                "torchjax: the backward of scaled_dot_product_attention with dropout needs the "
+                "forward's dropout mask, and this output was not computed by torchjax in this trace"
+            )
+
+    def forward(q, k, v):
+        return _attention(q, k, v, dropout_p, is_causal, attn_mask, scale, dropout_mask=keep)[0]
+
+    _, pullback = jax.vjp(forward, query, key, value)
+    return pullback(grad_out.astype(out.dtype))
 
 
 # nn.MultiheadAttention and nn.TransformerEncoderLayer take these fused "fast paths" in
