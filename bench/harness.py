@@ -9,6 +9,7 @@ alike, so ratios within one run stay fair even when absolute times are noisy.
 from __future__ import annotations
 
 import gc
+import os
 import random
 import statistics
 import time
@@ -23,16 +24,40 @@ import torch
 
 TORCH_FUNC = "torch.func"
 TORCHJAX = "torchjax"
+TORCH_COMPILE = "torch.compile"
 JAX = "jax"
-CONTENDERS = (TORCH_FUNC, TORCHJAX, JAX)
+# The transform workloads (W1-W7); the first is the reference.
+CONTENDERS = (TORCH_FUNC, TORCHJAX, TORCH_COMPILE, JAX)
+
+# The training-step workloads (W8); the first is the reference. TORCH_COMPILE there is
+# torch.compile(model) with eager backward and optimizer.
+EAGER = "eager"
+TORCH_COMPILE_STEP = "torch.compile step"
+TORCHJAX_JIT_MODEL = "torchjax.jit(model)"
+TORCHJAX_JIT_STEP = "torchjax.jit(step)"
+OPTAX = "optax"
+TRAINING_CONTENDERS = (EAGER, TORCH_COMPILE, TORCH_COMPILE_STEP, TORCHJAX_JIT_MODEL, TORCHJAX_JIT_STEP, OPTAX)
+
+NOT_RUN_IN_QUICK_MODE = "not run in quick mode (its compile takes tens of seconds a case on this CPU)"
+
+
+def torch_compile_not_run(quick: bool) -> dict[str, str]:
+    """``Case.skipped`` for the transform workloads: torch.compile runs in full mode only."""
+    return {TORCH_COMPILE: NOT_RUN_IN_QUICK_MODE} if quick else {}
 
 
 @dataclass
 class Case:
     """One measured call: each contender is a zero-argument callable returning its result.
 
-    ``expected`` gives the reference result when there is no torch.func contender (W7).
-    ``note`` turns the contenders' results into a remark for the table (e.g. zero-copy).
+    ``reference`` names the contender the others are compared with; ``expected`` gives
+    the reference result instead when there is no such contender (W7). The first
+    ``checked_calls`` calls of every contender are compared (a training step changes
+    the weights, so W8 compares the losses of its first steps, each on its own fixed
+    batch). ``skipped`` names contenders not run, with the reason; ``peak_rss`` samples
+    the resident memory a call needs; ``xla_memory`` gives, per contender, a hook
+    returning XLA's ``memory_analysis()`` of its compiled program (or None if it cannot
+    be had). ``note`` turns the contenders' first results into a remark for the table.
     """
 
     id: str
@@ -41,6 +66,15 @@ class Case:
     in_geomean: bool = True
     expected: Callable[[], Any] | None = None
     note: Callable[[dict[str, Any]], str] | None = None
+    reference: str = TORCH_FUNC
+    checked_calls: int = 1
+    skipped: dict[str, str] = field(default_factory=dict)
+    peak_rss: bool = False
+    xla_memory: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+    @property
+    def training(self) -> bool:
+        return self.reference == EAGER
 
 
 @dataclass
@@ -49,6 +83,11 @@ class Timing:
     times_ms: list[float] = field(default_factory=list)
     max_abs_diff: float | None = None
     error: str | None = None
+    skipped: str | None = None
+    peak_rss_mb: float | None = None
+    xla_memory: str | None = None
+    graphs: int | None = None  # torch.compile: graphs compiled and graph breaks, before timing
+    graph_breaks: int | None = None
 
     @property
     def median(self) -> float | None:
@@ -122,22 +161,24 @@ def _error(exc: BaseException) -> str:
 
 
 def measure(case: Case, *, warmup: int, min_repeats: int, max_repeats: int, budget_s: float) -> Result:
-    """First call, ``warmup`` calls, then rounds of interleaved samples until ``budget_s``
-    is spent (at least ``min_repeats`` rounds, at most ``max_repeats``). A sample is one
-    call, or the mean of a batch of calls for calls under :data:`MIN_SAMPLE_MS`."""
-    timings = {name: Timing() for name in case.contenders}
-    outputs: dict[str, Any] = {}
-    for name, fn in case.contenders.items():
-        try:
-            timings[name].first_ms, outputs[name] = _timed(fn)
-        except Exception as exc:  # one broken contender must not stop the others
-            timings[name].error = _error(exc)
-    _compare(case, timings, outputs)
-    live = [name for name in case.contenders if timings[name].error is None]
+    """First call, the other checked calls, ``warmup`` calls, then rounds of interleaved
+    samples until ``budget_s`` is spent (at least ``min_repeats`` rounds, at most
+    ``max_repeats``). A sample is one call, or the mean of a batch of calls for calls
+    under :data:`MIN_SAMPLE_MS`. A contender that raises is reported as failed and
+    dropped; the others go on."""
+    timings = {name: Timing(skipped=case.skipped.get(name)) for name in {**case.contenders, **case.skipped}}
+    live = [name for name in case.contenders if name not in case.skipped]
+    outputs: dict[str, list[Any]] = {}
     for name in live:
-        for _ in range(warmup):
-            case.contenders[name]()
-    batch = {name: _batch_size(case.contenders[name]) for name in live}
+        with _CompileCount(timings[name], enabled=name.startswith(TORCH_COMPILE)):
+            outputs[name] = _first_calls(case, name, timings[name])
+    _compare(case, timings, {name: out for name, out in outputs.items() if out is not None})
+    live = [name for name in live if timings[name].error is None]
+    for name in live:
+        with _CompileCount(timings[name], enabled=name.startswith(TORCH_COMPILE)):
+            _guarded(timings[name], lambda: [case.contenders[name]() for _ in range(warmup)])
+    batch = {name: _guarded(timings[name], lambda: _batch_size(case.contenders[name])) for name in live}
+    live = [name for name in live if timings[name].error is None]
     gc.collect()  # garbage left by earlier cases is not this case's cost
     start = time.perf_counter()
     order = random.Random(0)  # seeded: the same orders on every run
@@ -148,22 +189,128 @@ def measure(case: Case, *, warmup: int, min_repeats: int, max_repeats: int, budg
         # freed handed back to the OS and pays the page faults of getting it again, so no
         # contender may always be the one that follows it.
         for name in order.sample(live, len(live)):
-            timings[name].times_ms.append(_timed_batch(case.contenders[name], batch[name]))
-    note = case.note(outputs) if case.note and outputs else ""
+            sample = _guarded(timings[name], lambda: _timed_batch(case.contenders[name], batch[name]))
+            if sample is not None:
+                timings[name].times_ms.append(sample)
+        live = [name for name in live if timings[name].error is None]
+    for name in live:
+        if case.peak_rss:
+            timings[name].peak_rss_mb = _guarded(timings[name], lambda: _peak_rss_mb(case.contenders[name]))
+        if name in case.xla_memory:
+            timings[name].xla_memory = _xla_memory_text(case.xla_memory[name])
+    firsts = {name: out[0] for name, out in outputs.items() if out is not None}
+    note = case.note(firsts) if case.note and firsts else ""
     return Result(case, timings, note)
 
 
-def build_failure(id_: str, title: str, exc: BaseException) -> Result:
-    """The result of a workload whose setup raised: every contender failed with that error."""
+def _first_calls(case: Case, name: str, timing: Timing) -> list[Any] | None:
+    """The first call (timed: capture and compile included), then the rest of the checked calls."""
+    fn = case.contenders[name]
+    try:
+        timing.first_ms, first = _timed(fn)
+        return [first, *(block(fn()) for _ in range(case.checked_calls - 1))]
+    except Exception as exc:  # one broken contender must not stop the others
+        timing.error = _error(exc)
+        return None
+
+
+def _guarded(timing: Timing, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # e.g. a recompile that fails after the first call
+        timing.error = _error(exc)
+        return None
+
+
+class _CompileCount:
+    """Counts the graphs torch.compile (dynamo) compiles and the graph breaks it meets
+    while the block runs, into ``timing``: a graph break means part of the call runs eagerly."""
+
+    def __init__(self, timing: Timing, enabled: bool):
+        self.timing, self.enabled = timing, enabled
+
+    @staticmethod
+    def _counts() -> tuple[int, int]:
+        from torch._dynamo.utils import counters
+
+        return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+
+    def __enter__(self):
+        if self.enabled:
+            self.before = self._counts()
+
+    def __exit__(self, *exc_info):
+        if self.enabled:
+            graphs, breaks = (after - before for after, before in zip(self._counts(), self.before))
+            self.timing.graphs = (self.timing.graphs or 0) + graphs
+            self.timing.graph_breaks = (self.timing.graph_breaks or 0) + breaks
+
+
+def _status_kb(field_name: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise OSError(f"no {field_name} in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's high-water mark of resident memory (VmHWM) to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+PEAK_RSS_SAMPLES = 3
+
+
+def _peak_rss_mb(fn: Callable[[], Any]) -> float | None:
+    """The most resident memory one call adds while it runs, over a few calls: peak RSS
+    during the call (VmHWM, reset before it) minus RSS before it. Where the peak cannot
+    be reset, RSS after the call minus before. None without /proc (not Linux)."""
+    if not os.path.exists("/proc/self/status"):
+        return None
+    deltas = []
+    for _ in range(PEAK_RSS_SAMPLES):
+        resettable = _reset_peak_rss()
+        before = _status_kb("VmRSS")
+        block(fn())
+        deltas.append(_status_kb("VmHWM" if resettable else "VmRSS") - before)
+    return max(deltas) / 1024
+
+
+def _xla_memory_text(hook: Callable[[], Any]) -> str:
+    """XLA's ``CompiledMemoryStats`` in MB, or why there is none (the step itself ran, so
+    a hook that raises does not fail the contender)."""
+    try:
+        stats = hook()
+    except Exception as exc:
+        return f"failed: {_error(exc)}"
+    if stats is None:
+        return "no accessor"
+    mb = lambda n: f"{n / 2**20:.3g}"
+    return (
+        f"temp {mb(stats.temp_size_in_bytes)}, args {mb(stats.argument_size_in_bytes)}, "
+        f"out {mb(stats.output_size_in_bytes)}, aliased {mb(stats.alias_size_in_bytes)}"
+    )
+
+
+def build_failure(id_: str, title: str, exc: BaseException, contenders: tuple[str, ...] = CONTENDERS) -> Result:
+    """The result of a workload whose setup raised: every contender failed with that error.
+    ``contenders[0]`` is the workload's reference."""
     error = _error(exc)
-    return Result(Case(id_, title, {}), {name: Timing(error=error) for name in CONTENDERS})
+    case = Case(id_, title, {}, reference=contenders[0])
+    return Result(case, {name: Timing(error=error) for name in contenders})
 
 
-def _compare(case: Case, timings: dict[str, Timing], outputs: dict[str, Any]) -> None:
+def _compare(case: Case, timings: dict[str, Timing], outputs: dict[str, list[Any]]) -> None:
     if case.expected is not None:
-        ref = case.expected()
-    elif TORCH_FUNC in outputs:
-        ref = outputs[TORCH_FUNC]
+        ref = [case.expected()] * case.checked_calls
+    elif case.reference in outputs:
+        ref = outputs[case.reference]
     else:
         return
     for name, out in outputs.items():

@@ -8,10 +8,13 @@ libraries, not their pools.
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 
@@ -37,6 +40,19 @@ def pin_threads(threads: int) -> None:
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
+
+
+def fresh_compile_caches() -> str:
+    """Point torch.compile's on-disk caches (inductor's compiled kernels, FX graphs,
+    AOTAutograd) at a new, empty directory, removed at exit, so that its first-call time
+    is a cold compile as XLA's is (JAX keeps no cache between processes here). Returns
+    the header line. A directory the user set (``TORCHINDUCTOR_CACHE_DIR``) is kept."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return f"TORCHINDUCTOR_CACHE_DIR={os.environ['TORCHINDUCTOR_CACHE_DIR']} (set by the user; may be warm)"
+    path = tempfile.mkdtemp(prefix="bench-inductor-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
+    return "fresh, empty cache directory (cold compiles)"
 
 
 def cpu_model() -> str:

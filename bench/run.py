@@ -25,6 +25,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # Quick mode keeps torch.compile's default caches: a smoke run need not pay cold compiles.
+    caches = "default cache directory (may be warm)" if args.quick else machine.fresh_compile_caches()
     machine.pin_threads(args.threads)  # before anything imports jax
     import torch
 
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.workloads import ALL
 
     torch.manual_seed(0)
-    header = machine.describe()
+    header = {**machine.describe(), "torch.compile caches": caches}
     for k, v in header.items():
         print(f"{k}: {v}", flush=True)
     settings = QUICK if args.quick else FULL
@@ -45,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cases = module.cases(args.quick)
         except Exception as exc:  # report the workload as failed and go on with the others
-            results.append(harness.build_failure(workload, module.__doc__.splitlines()[0], exc))
+            title = module.__doc__.splitlines()[0]
+            results.append(
+                harness.build_failure(workload, title, exc, getattr(module, "CONTENDERS", harness.CONTENDERS))
+            )
             continue
         for case in cases:
             if only and not any(case.id.startswith(w) for w in only):
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             results.append(harness.measure(case, **settings))
             print(f"{case.id} done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-            print(report.table(results[-1:]).splitlines()[-1], flush=True)
+            print("\n".join(report.rows(results[-1])), flush=True)
     described = f"{'quick' if args.quick else 'full'} mode, " + ", ".join(f"{k}={v}" for k, v in settings.items())
     text = report.markdown(results, header, described)
     print("\n" + text)

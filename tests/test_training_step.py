@@ -220,7 +220,7 @@ def test_step_outputs_do_not_require_grad():
     model = mlp()
     opt = OPTIMIZERS["sgd"](model)
     fast = torchjax.jit(lambda x, y: standard_step(model, opt, x, y))
-    for x, y in batches(3, (8, 12)):
+    for x, y in batches(3, (8, 12)):  # the first call runs eagerly, the others compiled
         loss = fast(x, y)
         assert not loss.requires_grad and loss.grad_fn is None
 
@@ -301,3 +301,57 @@ def test_state_lives_in_the_program_buffers_between_calls():
         resident = crossing_cache.get(weight)
         assert resident.unsafe_buffer_pointer() == weight.data_ptr()  # one buffer, seen by both
         assert weight.data_ptr() != before  # the output's buffer, not a copy into the old one
+
+
+def test_a_changed_hyperparameter_compiles_again_and_is_used():
+    """Only the learning rate is an input; a new momentum is compiled in (and used)."""
+
+    def bump(o):  # a scheduler-like change of another hyperparameter
+        class Bump:
+            def step(self):
+                for g in o.param_groups:
+                    g["momentum"] = g["momentum"] * 0.5
+
+        return Bump()
+
+    fast = compare(mlp, OPTIMIZERS["sgd_momentum"], standard_step, batches(4, (8, 12)), schedule=bump)
+    assert fast.compiled.cache_size() == 3  # calls 2, 3, 4 each met a new momentum
+
+
+def test_a_tensor_learning_rate_is_read_every_call():
+    def make_opt(m):
+        return torch.optim.Adam(m.parameters(), lr=torch.tensor(0.01), foreach=False)
+
+    def halve(o):
+        class Halve:
+            def step(self):
+                for g in o.param_groups:
+                    g["lr"].mul_(0.5)
+
+        return Halve()
+
+    fast = compare(mlp, make_opt, standard_step, batches(5, (8, 12)), schedule=halve)
+    assert fast.compiled.cache_size() == 1
+
+
+def test_dropout_in_attention_trains_and_memory_analysis_is_reported():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=50, n_positions=16, attn_pdrop=0.2)
+    model = transformers.GPT2LMHeadModel(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ids = torch.randint(0, 50, (4, 16))
+
+    @torchjax.jit
+    def step():
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    assert step.memory_analysis() is None  # nothing compiled yet
+    losses = [float(step()) for _ in range(15)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[1] - 0.1  # it learns (the batch is fixed)
+    analysis = step.memory_analysis()
+    assert analysis.argument_size_in_bytes > sum(p.numel() * 4 for p in model.parameters())

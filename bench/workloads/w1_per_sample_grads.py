@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from jax import lax
 
 import torchjax
-from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from bench.harness import JAX, TORCH_COMPILE, TORCH_FUNC, TORCHJAX, Case, torch_compile_not_run
 
 
 class SimpleCNN(torch.nn.Module):
@@ -52,6 +52,7 @@ def cases(quick: bool) -> list[Case]:
 
     reference = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
     product = torchjax.func.vmap(torchjax.func.grad(loss), in_dims=(None, 0, 0))
+    compiled = torch.compile(torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0)))
     by_hand = jax.jit(jax.vmap(jax.grad(jax_loss), in_axes=(None, 0, 0)))
     jparams, jdata = torchjax.to_jax_array((params, data))
     jtargets = jnp.asarray(targets.numpy(), jnp.int32)  # what a JAX user passes with x64 off
@@ -63,6 +64,8 @@ def cases(quick: bool) -> list[Case]:
                 TORCH_FUNC: lambda: reference(params, data, targets),
                 TORCHJAX: lambda: product(params, data, targets),
                 JAX: lambda: by_hand(jparams, jdata, jtargets),
+                TORCH_COMPILE: lambda: compiled(params, data, targets),
             },
+            skipped=torch_compile_not_run(quick),
         )
     ]

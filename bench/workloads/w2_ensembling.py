@@ -8,7 +8,7 @@ import jax
 import torch
 
 import torchjax
-from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from bench.harness import JAX, TORCH_COMPILE, TORCH_FUNC, TORCHJAX, Case, torch_compile_not_run
 
 
 def mlp() -> torch.nn.Module:
@@ -36,6 +36,7 @@ def cases(quick: bool) -> list[Case]:
 
     reference = torch.func.vmap(fmodel, in_dims=(0, 0, None))
     product = torchjax.func.vmap(fmodel, in_dims=(0, 0, None))
+    compiled = torch.compile(torch.func.vmap(fmodel, in_dims=(0, 0, None)))
     by_hand = jax.jit(jax.vmap(jax_mlp, in_axes=(0, None)))
     jparams, jbatch = torchjax.to_jax_array((params, minibatch))
     return [
@@ -46,6 +47,8 @@ def cases(quick: bool) -> list[Case]:
                 TORCH_FUNC: lambda: reference(params, buffers, minibatch),
                 TORCHJAX: lambda: product(params, buffers, minibatch),
                 JAX: lambda: by_hand(jparams, jbatch),
+                TORCH_COMPILE: lambda: compiled(params, buffers, minibatch),
             },
+            skipped=torch_compile_not_run(quick),
         )
     ]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import torchjax
-from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from bench.harness import JAX, TORCH_COMPILE, TORCH_FUNC, TORCHJAX, Case, torch_compile_not_run
 from torchjax._src.transforms.autodiff import switches_mode
 
 
@@ -22,7 +22,7 @@ def jax_predict(weight, bias, x):
 
 # Weights scaled as nn.Linear initialises them: with plain randn, tanh saturates and the
 # derivatives are mostly zeros, which says little about numerical agreement.
-def _case(id_: str, title: str, mode: str, d_in: int, d_out: int, batch: int | None) -> Case:
+def _case(id_: str, title: str, mode: str, d_in: int, d_out: int, batch: int | None, quick: bool) -> Case:
     weight, bias = torch.randn(d_out, d_in) / d_in**0.5, torch.randn(d_out)
     x = torch.randn(d_in) if batch is None else torch.randn(batch, d_in)
     torch_jac, torchjax_jac, jax_jac = {
@@ -36,6 +36,7 @@ def _case(id_: str, title: str, mode: str, d_in: int, d_out: int, batch: int | N
         product = torchjax.func.vmap(product, in_dims=(None, None, 0))
         by_hand = jax.vmap(by_hand, in_axes=(None, None, 0))
     by_hand = jax.jit(by_hand)
+    compiled = torch.compile(reference)
     jw, jb, jx = torchjax.to_jax_array((weight, bias, x))
     passes = (d_out, d_in) if mode == "rev" else (d_in, d_out)
     note = None
@@ -49,7 +50,9 @@ def _case(id_: str, title: str, mode: str, d_in: int, d_out: int, batch: int | N
             TORCH_FUNC: lambda: reference(weight, bias, x),
             TORCHJAX: lambda: product(weight, bias, x),
             JAX: lambda: by_hand(jw, jb, jx),
+            TORCH_COMPILE: lambda: compiled(weight, bias, x),
         },
+        skipped=torch_compile_not_run(quick),
         note=(lambda _outputs: note) if note else None,
     )
 
@@ -57,7 +60,7 @@ def _case(id_: str, title: str, mode: str, d_in: int, d_out: int, batch: int | N
 def cases(quick: bool) -> list[Case]:
     wide, batch = (64, 4) if quick else (2048, 64)
     return [
-        _case("W3a", f"jacrev, Din 32, Dout {wide}", "rev", 32, wide, None),
-        _case("W3b", f"jacfwd, Din {wide}, Dout 32", "fwd", wide, 32, None),
-        _case("W3c", f"vmap(jacrev), B {batch}, 31→33", "rev", 31, 33, batch),
+        _case("W3a", f"jacrev, Din 32, Dout {wide}", "rev", 32, wide, None, quick),
+        _case("W3b", f"jacfwd, Din {wide}, Dout 32", "fwd", wide, 32, None, quick),
+        _case("W3c", f"vmap(jacrev), B {batch}, 31→33", "rev", 31, 33, batch, quick),
     ]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import torchjax
-from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from bench.harness import JAX, TORCH_COMPILE, TORCH_FUNC, TORCHJAX, Case, torch_compile_not_run
 
 
 def energy(weight, bias, x):
@@ -25,23 +25,31 @@ def _inputs(d_in: int, d_out: int = 32):
     return tensors, torchjax.to_jax_array(tensors)
 
 
-def hessian_case(d_in: int) -> Case:
+def hessian_case(d_in: int, quick: bool) -> Case:
     (w, b, x), (jw, jb, jx) = _inputs(d_in)
     reference, product = torch.func.hessian(energy, argnums=2), torchjax.func.hessian(energy, argnums=2)
     by_hand = jax.jit(jax.hessian(jax_energy, argnums=2))
+    compiled = torch.compile(torch.func.hessian(energy, argnums=2))
     return Case(
         "W4a",
         f"hessian, Din {d_in}, Dout 32",
-        {TORCH_FUNC: lambda: reference(w, b, x), TORCHJAX: lambda: product(w, b, x), JAX: lambda: by_hand(jw, jb, jx)},
+        {
+            TORCH_FUNC: lambda: reference(w, b, x),
+            TORCHJAX: lambda: product(w, b, x),
+            JAX: lambda: by_hand(jw, jb, jx),
+            TORCH_COMPILE: lambda: compiled(w, b, x),
+        },
+        skipped=torch_compile_not_run(quick),
     )
 
 
-def hvp_case(d_in: int) -> Case:
+def hvp_case(d_in: int, quick: bool) -> Case:
     (w, b, x), (jw, jb, jx) = _inputs(d_in)
     v = torch.randn(d_in)
     jv = torchjax.to_jax_array(v)
     f = lambda x: energy(w, b, x)
     by_hand = jax.jit(lambda w, b, x, v: jax.jvp(jax.grad(lambda x: jax_energy(w, b, x)), (x,), (v,))[1])
+    compiled = torch.compile(lambda x, v: torch.func.jvp(torch.func.grad(f), (x,), (v,))[1])
     return Case(
         "W4b",
         f"hvp = jvp(grad(f)), Din {d_in}, Dout 32",
@@ -49,9 +57,11 @@ def hvp_case(d_in: int) -> Case:
             TORCH_FUNC: lambda: torch.func.jvp(torch.func.grad(f), (x,), (v,))[1],
             TORCHJAX: lambda: torchjax.func.jvp(torchjax.func.grad(f), (x,), (v,))[1],
             JAX: lambda: by_hand(jw, jb, jx, jv),
+            TORCH_COMPILE: lambda: compiled(x, v),
         },
+        skipped=torch_compile_not_run(quick),
     )
 
 
 def cases(quick: bool) -> list[Case]:
-    return [hessian_case(16 if quick else 512), hvp_case(64 if quick else 2048)]
+    return [hessian_case(16 if quick else 512, quick), hvp_case(64 if quick else 2048, quick)]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import torchjax
 from bench import gpt2_jax
-from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from bench.harness import JAX, TORCH_COMPILE, TORCH_FUNC, TORCHJAX, Case, torch_compile_not_run
 
 
 def gpt2(n_positions: int) -> torch.nn.Module:
@@ -46,8 +46,9 @@ def cases(quick: bool) -> list[Case]:
     jax_forward = jax.jit(functools.partial(gpt2_jax.logits, **config))
     torch_grad, torchjax_grad = torch.func.grad(loss), torchjax.func.grad(loss)
     torchjax_forward = torchjax.jit(forward)
+    compiled_grad, compiled_forward = torch.compile(torch.func.grad(loss)), torch.compile(forward)
 
-    def torch_forward():
+    def torch_forward(forward=forward):
         with torch.no_grad():
             return forward(params, ids)
 
@@ -59,7 +60,9 @@ def cases(quick: bool) -> list[Case]:
                 TORCH_FUNC: lambda: torch_grad(params, ids),
                 TORCHJAX: lambda: torchjax_grad(params, ids),
                 JAX: lambda: jax_grad(jparams, jids),
+                TORCH_COMPILE: lambda: compiled_grad(params, ids),
             },
+            skipped=torch_compile_not_run(quick),
         ),
         Case(
             "W5b",
@@ -68,6 +71,8 @@ def cases(quick: bool) -> list[Case]:
                 TORCH_FUNC: torch_forward,
                 TORCHJAX: lambda: torchjax_forward(params, ids),
                 JAX: lambda: jax_forward(jparams, jids),
+                TORCH_COMPILE: lambda: torch_forward(compiled_forward),
             },
+            skipped=torch_compile_not_run(quick),
         ),
     ]

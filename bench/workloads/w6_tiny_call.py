@@ -6,7 +6,7 @@ import jax
 import torch
 
 import torchjax
-from bench.harness import JAX, TORCH_FUNC, TORCHJAX, Case
+from bench.harness import JAX, TORCH_COMPILE, TORCH_FUNC, TORCHJAX, Case
 
 
 def square_sum(x):
@@ -18,10 +18,16 @@ def cases(quick: bool) -> list[Case]:
     jx = torchjax.to_jax_array(x)
     reference, product = torch.func.grad(square_sum), torchjax.func.grad(square_sum)
     by_hand = jax.jit(jax.grad(square_sum))  # jax arrays have ** and .sum() too
+    compiled = torch.compile(torch.func.grad(square_sum))  # a few seconds to compile: run in quick mode too
     return [
         Case(
             "W6",
             "tiny grad, 16 floats",
-            {TORCH_FUNC: lambda: reference(x), TORCHJAX: lambda: product(x), JAX: lambda: by_hand(jx)},
+            {
+                TORCH_FUNC: lambda: reference(x),
+                TORCHJAX: lambda: product(x),
+                JAX: lambda: by_hand(jx),
+                TORCH_COMPILE: lambda: compiled(x),
+            },
         )
     ]

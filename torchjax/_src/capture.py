@@ -22,7 +22,7 @@ from torch.utils import _pytree as pytree
 
 from .autograd_function import intercept_apply
 from .checkpoint import intercept_checkpoint
-from .crossing import crossing_cache, write_into
+from .crossing import crossing_cache, write_all, write_into
 from .dispatch import CaptureMode
 from .errors import TracingError
 from .hf import convert_caches
@@ -212,6 +212,11 @@ class Capture:
 def write_back(t: torch.Tensor, value) -> None:
     """Apply an update computed by JAX to the torch tensor it belongs to."""
     write_into(t, value)
+
+
+def write_back_all(updates: list) -> None:
+    """Apply updates computed by JAX, ``[(tensor, value)]``, to their torch tensors."""
+    write_all(updates)
 
 
 def any_tracer(leaves) -> bool:

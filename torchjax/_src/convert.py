@@ -224,11 +224,18 @@ class TorchFunction:
                 "torchjax compiles a step for the optimizer state it finds, so state created on "
                 "every call cannot be compiled"
             )
-        return self.fn(*args, **kwargs)
+        out = self.fn(*args, **kwargs)
+        # as a compiled step's: the step ran backward itself, its outputs are plain values
+        return pytree.tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, out)
 
     def clear_cache(self) -> None:
         """Drop this function's compiled programs (they are rebuilt on the next call)."""
         self.compiled.clear_cache()
+
+    def memory_analysis(self) -> Any:
+        """XLA's ``memory_analysis()`` of the program the last call ran (argument, output,
+        temporary and generated-code sizes in bytes); None before a compiled call."""
+        return self.compiled.last_memory_analysis()
 
     def __repr__(self) -> str:
         return f"<TorchFunction {self.name}>"

@@ -131,6 +131,7 @@ _FAST_DTYPES = {jnp.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32"
 
 _NUMPY_NATIVE = _FAST_DTYPES - {jnp.dtype("bfloat16")}
 _NUMPY_NATIVE_TORCH = _DLPACK_DTYPES - {torch.bfloat16}
+_TORCH_OF = {dtypes.to_jax_dtype(t): t for t in _NUMPY_NATIVE_TORCH}
 _CPU_DEVICES: set = set()
 
 
@@ -290,32 +291,45 @@ _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def write_into(t: torch.Tensor, value: jax.Array) -> None:
-    """Give torch tensor ``t`` the values of ``value`` (an update computed by JAX).
+    """Give torch tensor ``t`` the values of ``value`` (an update computed by JAX); see
+    :func:`write_all`."""
+    write_all([(t, value)])
 
-    Where nothing else can see ``t``'s storage (no view, no export alive), ``t`` takes
-    ``value``'s buffer over, zero-copy: its storage becomes NumPy's view of that buffer,
-    as an output's does, and ``value`` is remembered as ``t``'s JAX value, so that the
-    next call reads it without crossing (a training step's parameters and optimizer
-    state live so between calls). Otherwise ``value`` is copied into ``t``'s storage, in
-    place, and remembered all the same.
+
+def write_all(updates: list[tuple[torch.Tensor, Any]]) -> None:
+    """Give each torch tensor the values of its update computed by JAX.
+
+    Where nothing else can see a tensor's storage (no view, no export alive), the tensor
+    takes the update's buffer over, zero-copy: its storage becomes NumPy's view of that
+    buffer, as an output's does, and the update is remembered as the tensor's JAX value,
+    so that the next call reads it without crossing (a training step's parameters and
+    optimizer state live so between calls). Otherwise the update is copied into the
+    tensor's storage, in place, and remembered all the same.
     """
-    if _can_take_over(t, value):
-        view = numpy_view_to_torch(value)
-        with torch.no_grad():
-            t.set_(view)
-    else:
-        with torch.no_grad():
-            t.copy_(array_to_torch(value))
-    if type(value) is ARRAY_TYPE:
-        crossing_cache.put(t, value)
+    cache = crossing_cache
+    with torch.no_grad():
+        for t, value in updates:
+            if _can_take_over(t, value):
+                t.set_(numpy_to_torch(np.asarray(value)))
+            else:
+                t.copy_(array_to_torch(value))
+            if type(value) is ARRAY_TYPE:
+                cache.put(t, value)
 
 
 def _can_take_over(t: torch.Tensor, value: Any) -> bool:
-    if type(t) not in _PLAIN_TENSORS or type(value) is not ARRAY_TYPE or not numpy_view_ok(value):
+    if type(t) not in _PLAIN_TENSORS or type(value) is not ARRAY_TYPE or value.dtype not in _NUMPY_NATIVE:
         return False
-    if not t.is_cpu or t.dtype != dtypes.to_torch_dtype(value.dtype) or t.shape != value.shape or t._base is not None:
+    if t.shape != value.shape or t._base is not None or t.storage_offset() or not t.is_contiguous():
         return False
-    if t.storage_offset() or not t.is_contiguous() or t.is_conj() or t.is_neg():
+    if (
+        not t.is_cpu
+        or t.dtype not in _NUMPY_NATIVE_TORCH
+        or t.dtype != _TORCH_OF.get(value.dtype)
+        or not _is_cpu(value)
+    ):
+        return False
+    if t.is_conj() or t.is_neg():
         return False
     storage = t.untyped_storage()
     if storage.nbytes() != t.numel() * t.element_size():

@@ -42,6 +42,7 @@ class Compiled:
         self.plans: dict[Any, Any] = {}  # signature -> plan
         self.hot: dict[Any, tuple[Any, Entry]] = {}  # signature -> (plan, entry)
         self._watch = RecompileWatch(name)
+        self._last: Entry | None = None  # the entry the last call executed
 
     # Flatten a call and compute its signature (``sig`` is None if a static leaf is unhashable).
     prepare = staticmethod(prepare)
@@ -82,6 +83,7 @@ class Compiled:
         """One call of a compiled entry: inputs in, writes to inputs and captured tensors
         applied, outputs out."""
         program = entry.program
+        self._last = entry
         dyn_vals = entry.inputs.values(call.leaves, call.dyn_pos)
         cvals = self.capture.captured_values(program.n_captured)
         seed = seed_from_torch() if program.used_random else _NO_SEED
@@ -110,12 +112,20 @@ class Compiled:
             entry.info.write_back(call, self.capture, arg_updates, cap_updates)
         return entry.result(out_arrays, to_torch)
 
+    def last_memory_analysis(self) -> Any:
+        """XLA's memory analysis of the executable the last call ran, or None."""
+        entry = self._last
+        if entry is None or entry.program.executable is None:
+            return None
+        return entry.program.executable.memory_analysis()
+
     def clear_cache(self) -> None:
         """Drop every compiled program (each signature is traced and compiled again when next met)."""
         self._cache.clear()
         self.plans.clear()
         self.hot.clear()
         self._watch.clear()
+        self._last = None
 
     def cache_size(self) -> int:
         return len(self._cache)

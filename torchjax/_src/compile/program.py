@@ -12,7 +12,7 @@ import jax
 import torch
 from torch.utils import _pytree as pytree
 
-from ..capture import Capture, write_back
+from ..capture import Capture, write_back_all
 from ..crossing import ARRAY_TYPE, array_to_torch, crossing_cache, numpy_view_ok, numpy_view_to_torch, tensor_to_jax
 from ..torch_autograd import NUMPY_DTYPES, AutogradProgram
 from .reuse import OutputReuse
@@ -35,12 +35,11 @@ class TraceInfo:
 
     def write_back(self, call: Prepared, capture: Capture, arg_updates: list, cap_updates: list) -> None:
         """Apply the program's writes to the call's tensors and the captured ones."""
-        for slot, value in zip(self.arg_update_slots, arg_updates):
-            target = call.leaves[call.dyn_pos[slot]]
-            if isinstance(target, torch.Tensor):
-                write_back(target, value)
-        for slot, value in zip(self.captured_update_slots, cap_updates):
-            write_back(capture.captured[slot], value)
+        leaves, dyn_pos, captured = call.leaves, call.dyn_pos, capture.captured
+        updates = [(leaves[dyn_pos[slot]], value) for slot, value in zip(self.arg_update_slots, arg_updates)]
+        updates = [(t, v) for t, v in updates if isinstance(t, torch.Tensor)]
+        updates += [(captured[slot], value) for slot, value in zip(self.captured_update_slots, cap_updates)]
+        write_back_all(updates)
 
 
 class Program:

@@ -6,7 +6,8 @@ program exported for GPU or TPU from a CPU machine carries the plain form, the s
 program compiled for CPU the tuned one. Nothing here registers a rule, and nothing looks
 at the default backend or at tracer classes. ``tests/test_platform_lowerings.py`` checks
 each lowering against its plain rule, and which one each platform gets; bench/ measures
-what they buy (W1: the convolution's weight gradient, W2: the matmul).
+what they buy (W1: the convolution's weight gradient, W2: the matmul;
+``bench/conv_lowering.py``: each pass of an unbatched convolution).
 """
 
 from __future__ import annotations
@@ -42,6 +43,44 @@ def _padded_conv(x, w, stride, padding, dilation, groups, acc):
     return lax.slice_in_dim(out, 0, rows, axis=2)
 
 
+def _channels_last_conv(x, w, stride, padding, dilation, groups, acc, *, kernel_spec="IO"):
+    """``_padded_conv`` of a 2-D ``x`` written in the layouts XLA:CPU's convolution runs in.
+
+    XLA:CPU runs a convolution only as NHWC input, HWIO kernel, NHWC output; a pass
+    (ConvCanonicalization) rewrites any other convolution into that form with transposes
+    around it, and one it misses runs in a generic loop tens of times slower. It misses
+    those it meets only after it has run: in the pullback compiled apart from its forward
+    (``jit(model)`` under torch autograd) the platform's branch is a ``case`` on an index
+    the forward passes in, which XLA inlines only after that pass. Written in these
+    layouts here, every convolution is already in that form, in the forward and in what
+    JAX derives from it.
+
+    ``kernel_spec="OI"`` lays the kernel out as (H, W, out, in) and reads it that way: a
+    convolution XLA needs transposes to run, whose transpose (``jax.vjp`` with respect to
+    ``x``, the input gradient) is one it runs as it stands.
+    """
+    pads = [(p, p) for p in padding]
+    trim = not any(padding)
+    if trim:
+        pads[0] = (0, 1)
+    order = (2, 3, 1, 0) if kernel_spec == "IO" else (2, 3, 0, 1)
+    out = lax.conv_general_dilated(
+        jnp.transpose(x, (0, 2, 3, 1)),
+        jnp.transpose(w, order),
+        window_strides=stride,
+        padding=pads,
+        rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "HW" + kernel_spec, "NHWC"),
+        feature_group_count=groups,
+        precision=_HIGHEST,
+        preferred_element_type=acc,
+    )
+    if trim:
+        rows = (x.shape[2] - dilation[0] * (w.shape[2] - 1) - 1) // stride[0] + 1
+        out = lax.slice_in_dim(out, 0, rows, axis=1)
+    return jnp.transpose(out, (0, 3, 1, 2))
+
+
 def _conv_as_dots(x, w, stride, padding, dilation, groups, acc):
     """The same convolution as a sum over kernel offsets of (strided slice of x) · w[..., offset].
 
@@ -49,6 +88,9 @@ def _conv_as_dots(x, w, stride, padding, dilation, groups, acc):
     contracting over batch and output positions. Under ``vmap`` those become batched
     matmuls; XLA's own transpose of a convolution becomes a convolution with one group
     per sample there, which is several times slower on CPU (per-sample gradients).
+    Unbatched, the dots are also faster than XLA's transposed convolution, and than one
+    matmul against all offsets at once (im2col), whose copy of the input per offset costs
+    more than the matmul saves (``bench/conv_lowering.py``).
 
     The offsets are a ``lax.scan``, so the transpose is a loop too: each step slices one
     window and feeds it to its dot while it is still in cache. Unrolled, XLA:CPU first
@@ -89,6 +131,16 @@ def _conv_as_dots(x, w, stride, padding, dilation, groups, acc):
     return jnp.swapaxes(out, 0, 1)
 
 
+def _input_linear(x, w, stride, padding, dilation, groups, acc, *, tangent=False):
+    """The convolution as a function of ``x``: in XLA:CPU's own layouts for 2-D, else ``_padded_conv``.
+
+    ``tangent``: the form whose transpose is the input gradient (see ``_channels_last_conv``).
+    """
+    if x.ndim == 4:
+        return _channels_last_conv(x, w, stride, padding, dilation, groups, acc, kernel_spec="OI" if tangent else "IO")
+    return _padded_conv(x, w, stride, padding, dilation, groups, acc)
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
 def conv(x, w, stride, padding, dilation, groups, acc):
     """A (non-transposed, batched) convolution whose weight gradient is a scan of dots.
@@ -96,7 +148,7 @@ def conv(x, w, stride, padding, dilation, groups, acc):
     ``stride``, ``padding`` and ``dilation`` are tuples of one entry per spatial dim;
     ``padding`` is symmetric. The plain rule is ``conv_general`` with JAX's own derivatives.
     """
-    return _padded_conv(x, w, stride, padding, dilation, groups, acc)
+    return _input_linear(x, w, stride, padding, dilation, groups, acc)
 
 
 @partial(conv.defjvp, symbolic_zeros=True)
@@ -109,7 +161,7 @@ def _conv_jvp(stride, padding, dilation, groups, acc, primals, tangents):
     out = conv(x, w, *args)
     tangent = None
     if not isinstance(dx, SymbolicZero):
-        tangent = _padded_conv(dx, w, *args)
+        tangent = _input_linear(dx, w, *args, tangent=True)
     if not isinstance(dw, SymbolicZero):
         term = _conv_as_dots(x, dw, *args)
         tangent = term if tangent is None else tangent + term
