@@ -355,3 +355,16 @@ def test_dropout_in_attention_trains_and_memory_analysis_is_reported():
     assert losses[-1] < losses[1] - 0.1  # it learns (the batch is fixed)
     analysis = step.memory_analysis()
     assert analysis.argument_size_in_bytes > sum(p.numel() * 4 for p in model.parameters())
+
+
+def test_disable_jit_runs_a_training_step_op_by_op():
+    ref = mlp()
+    model = copy.deepcopy(ref)
+    ref_opt, opt = OPTIMIZERS["adam"](ref), OPTIMIZERS["adam"](model)
+    fast = torchjax.jit(lambda x, y: standard_step(model, opt, x, y))
+    with torchjax.disable_jit():
+        for x, y in batches(4, (8, 12)):
+            loss = fast(x, y)
+            torch.testing.assert_close(loss, standard_step(ref, ref_opt, x, y).detach())
+            assert_same_state(model, ref, opt, ref_opt)
+    assert fast.compiled.cache_size() == 0

@@ -224,9 +224,7 @@ class TorchFunction:
                 "torchjax compiles a step for the optimizer state it finds, so state created on "
                 "every call cannot be compiled"
             )
-        out = self.fn(*args, **kwargs)
-        # as a compiled step's: the step ran backward itself, its outputs are plain values
-        return pytree.tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, out)
+        return _detached(self.fn(*args, **kwargs))
 
     def clear_cache(self) -> None:
         """Drop this function's compiled programs (they are rebuilt on the next call)."""
@@ -239,6 +237,12 @@ class TorchFunction:
 
     def __repr__(self) -> str:
         return f"<TorchFunction {self.name}>"
+
+
+def _detached(out):
+    """A step's outputs as a compiled step returns them: it ran backward itself, so they
+    are plain values."""
+    return pytree.tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, out)
 
 
 _MAX_RETRACES = 4

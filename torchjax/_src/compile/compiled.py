@@ -13,15 +13,10 @@ from ..capture import Capture, seed_from_torch
 from .program import Entry
 from .settings import jit_disabled
 from .signature import Prepared, RecompileWatch, prepare
-from .trace import Body, run_eagerly, trace
+from .trace import Body, TraceAgain, run_eagerly, trace
 
 _NO_SEED = np.zeros(2, np.uint32)
 _NOT_DIFFERENTIABLE = object()  # a call torch autograd need not record: run it as any other
-
-
-class TraceAgain(Exception):
-    """The trace asked not to be compiled (``TraceResult.again``): its caller, which knows
-    why, calls again. Raised after JAX's trace has finished, never through it."""
 
 
 class Compiled:

@@ -25,6 +25,11 @@ def _is_array(x) -> bool:
     return isinstance(x, (jax.Array, jax.core.Tracer))
 
 
+class TraceAgain(Exception):
+    """The trace asked not to be compiled (``TraceResult.again``): its caller, which knows
+    why, calls again. Raised after JAX's trace has finished, never through it."""
+
+
 class PureCall:
     """The torch code of one call as a pure function of ``(captured values, seed, call
     arrays)`` returning ``(outputs, input updates, captured updates)``; each run records
@@ -101,6 +106,8 @@ def run_eagerly(capture: Capture, body: Body, call: Prepared, to_torch: bool) ->
         dyn = [jax.numpy.asarray(v) if isinstance(v, np.ndarray) else v for v in dyn]
         out_arrays, arg_updates, cap_updates = pure(capture.captured_values(), seed_from_torch(), dyn)
     info = pure.info
+    if info.again:
+        raise TraceAgain
     info.write_back(call, capture, arg_updates, cap_updates)
     outputs = OutputStructure(info.out_spec, info.out_static)
     return outputs.build(outputs.to_torch(out_arrays) if to_torch else out_arrays)

@@ -75,10 +75,12 @@ def _channels_last_conv(x, w, stride, padding, dilation, groups, acc, *, kernel_
         precision=_HIGHEST,
         preferred_element_type=acc,
     )
-    if trim:
+    out = jnp.transpose(out, (0, 3, 1, 2))
+    if trim:  # after the transpose: in the input gradient, the row this drops is then padded
+        # back in the transposing copy, and not folded into the convolution's own padding
         rows = (x.shape[2] - dilation[0] * (w.shape[2] - 1) - 1) // stride[0] + 1
-        out = lax.slice_in_dim(out, 0, rows, axis=1)
-    return jnp.transpose(out, (0, 3, 1, 2))
+        out = lax.slice_in_dim(out, 0, rows, axis=2)
+    return out
 
 
 def _conv_as_dots(x, w, stride, padding, dilation, groups, acc):
