@@ -336,10 +336,10 @@ def interleaved(contenders: dict, rounds: int) -> dict[str, float]:
 
 def table(title: str, medians: dict[str, float], reference: str, errors: dict[str, float] | None = None) -> None:
     print(f"\n{title}")
-    print(f"  {'form':62s} {'median ms':>10s} {'vs torch':>9s} {'rel. error':>11s}")
+    print(f"  {'form':66s} {'median ms':>10s} {'vs torch':>9s} {'rel. error':>11s}")
     for k, ms in medians.items():
         err = "" if errors is None or k not in errors else f"{errors[k]:.1e}"
-        print(f"  {k:62s} {ms:10.2f} {ms / medians[reference]:8.2f}x {err:>11s}")
+        print(f"  {k:66s} {ms:10.2f} {ms / medians[reference]:8.2f}x {err:>11s}")
 
 
 def relative_error(actual, expected) -> float:

@@ -8,8 +8,10 @@ and the plain one when it is lowered for another platform, even from this CPU ma
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -50,6 +52,8 @@ def _lowered(fn, *args, platform=None) -> str:
 # (input shape, weight shape, stride, padding, dilation, groups)
 CONVS = {
     "2d": ((3, 3, 9, 8), (4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1),
+    "2d-one-input-channel": ((2, 1, 7, 6), (3, 1, 3, 3), (1, 1), (0, 0), (1, 1), 1),  # W1's first
+    "2d-strided-dilated": ((2, 3, 11, 9), (4, 3, 3, 2), (2, 1), (0, 0), (2, 1), 1),
     "2d-strided-padded-grouped": ((3, 4, 10, 9), (6, 2, 3, 2), (2, 1), (1, 2), (1, 2), 2),
     "1d-dilated": ((3, 2, 11), (4, 2, 3), (2,), (0,), (2,), 1),
     "3d": ((2, 2, 5, 6, 7), (2, 2, 2, 3, 2), (1, 1, 1), (1, 0, 1), (1, 1, 1), 1),
@@ -88,39 +92,121 @@ def test_tuned_conv_matches_plain(case, dtype):
             loss = lambda w, x: (conv(x[None], w) * cotangent[:1]).sum()
             return jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(w, x)
 
+        def tangent(conv):  # forward mode, where the input tangent has a form of its own
+            directions = _random(x.shape, dtype, 3), _random(w.shape, dtype, 4)
+            return jax.jit(lambda x, w: jax.jvp(conv, (x, w), directions))(x, w)
+
+        def batched(conv):  # vmap over a leading axis of the input only
+            return jax.jit(jax.vmap(conv, in_axes=(0, None)))(np.stack([x, 2 * x]), w)
+
         _assert_close(jax.jit(tuned)(x, w), jax.jit(plain)(x, w), dtype)
         _assert_close(grads(tuned), grads(plain), dtype)
         _assert_close(per_sample(tuned), per_sample(plain), dtype)
+        _assert_close(tangent(tuned), tangent(plain), dtype)
+        _assert_close(batched(tuned), batched(plain), dtype)
+
+
+CONVS_2D = [case for case in CONVS if len(CONVS[case][0]) == 4]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("case", CONVS_2D)
+def test_convolution_backward_rule_matches_plain(case, dtype):
+    """The rule torch's derivative formulas reach (``loss.backward()`` in a captured step)."""
+    _, _, stride, padding, dilation, groups = CONVS[case]
+    plain, _ = _convs(case)
+    with jax.enable_x64(dtype == np.float64):
+        x, w = _conv_inputs(case, dtype)
+        cotangent = _random(jax.eval_shape(plain, x, w).shape, dtype, 2)
+
+        def backward(g, x, w):
+            args = (list(stride), list(padding), list(dilation), False, [0, 0], groups, [True, True, True])
+            return conv_rules.convolution_backward(g, x, w, [w.shape[0]], *args)
+
+        want = (*jax.vjp(plain, x, w)[1](cotangent), cotangent.sum(axis=(0, 2, 3)))
+        _assert_close(jax.jit(backward)(cotangent, x, w), want, dtype)
+
+
+def _pullback_compiled_apart(rule, x, w):
+    """The pullback of ``rule`` compiled apart from its forward, as ``torch_autograd`` runs
+    the outputs of ``jit(model)``: the traced jaxpr replayed under ``jax.vjp``, its pullback
+    compiled on its own, the residuals (the platform's branch index among them) as inputs."""
+    body = jax_core.jaxpr_as_fun(jax.make_jaxpr(rule)(x, w))
+    out, pullback = jax.vjp(lambda x, w: body(x, w)[0], x, w)
+    leaves, tree = jax.tree_util.tree_flatten(pullback)
+    run = jax.jit(lambda leaves, g: jax.tree_util.tree_unflatten(tree, leaves)(g))
+    return partial(run, leaves), partial(run.lower, leaves), out
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="compiles for this machine: XLA:CPU's layouts")
+@pytest.mark.parametrize("case", CONVS_2D)
+def test_conv_pullback_compiled_apart_keeps_xla_cpu_layouts(case):
+    """XLA:CPU runs a convolution only in its own layouts (NHWC, HWIO); it rewrites others
+    into them in a pass, which misses the convolutions of a branch it inlines later, as in
+    this pullback, leaving them to a generic loop tens of times slower."""
+    _, _, stride, padding, dilation, groups = CONVS[case]
+    plain, _ = _convs(case)
+
+    def rule(x, w):
+        return conv_rules.conv(x, w, None, list(stride), list(padding), list(dilation), False, [0, 0], groups)
+
+    x, w = _conv_inputs(case, np.float32)
+    pullback, lower, out = _pullback_compiled_apart(rule, x, w)
+    cotangent = _random(out.shape, np.float32, 2)
+    labels = re.findall(r" convolution\(.*?dim_labels=([^,]+)", lower(cotangent).compile().as_text())
+    assert labels and set(labels) == {"b01f_01io->b01f"}
+    _assert_close(pullback(cotangent), jax.vjp(plain, x, w)[1](cotangent), np.float32)
 
 
 def _conv_rule(x, w):  # the torch-facing rule, which chooses the lowering
     return conv_rules.conv(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
 
 
+def _conv_backward_rule(g, x, w):
+    return conv_rules.convolution_backward(g, x, w, [4], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, True, True])
+
+
 def _conv_programs(platform):
+    """StableHLO of the forward, its gradient, per-sample gradients and the backward rule."""
     x, w = _conv_inputs("2d", np.float32)
+    cotangent = _random(jax.eval_shape(_conv_rule, x, w).shape, np.float32, 2)
     loss = lambda w, x: (_conv_rule(x[None], w) ** 2).sum()
+    grad = jax.grad(lambda x, w: (_conv_rule(x, w) ** 2).sum(), argnums=(0, 1))
     forward = _lowered(_conv_rule, x, w, platform=platform)
+    gradient = _lowered(grad, x, w, platform=platform)
     per_sample = _lowered(jax.vmap(jax.grad(loss), in_axes=(None, 0)), w, x, platform=platform)
-    return forward, per_sample
+    backward = _lowered(_conv_backward_rule, cotangent, x, w, platform=platform)
+    return forward, gradient, per_sample, backward
 
 
-UNPADDED_CONV_PADDED_ON_CPU = "pad = [[0, 1], [0, 0]]"  # platform_cpu._padded_conv
+def _conv_layouts(text: str) -> list[str]:
+    """The layouts (``dim_numbers``) of each convolution in a StableHLO text."""
+    return re.findall(r"stablehlo\.convolution.*?dim_numbers = (\[[^]]*\]x\[[^]]*\]->\[[^]]*\])", text)
+
+
+UNPADDED_CONV_PADDED_ON_CPU = "pad = [[0, 1], [0, 0]]"  # platform_cpu._channels_last_conv
+XLA_CPU_LAYOUTS = "[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]"  # NHWC, HWIO: platform_cpu._channels_last_conv
+TORCH_LAYOUTS = "[b, f, 0, 1]x[o, i, 0, 1]->[b, f, 0, 1]"  # NCHW, OIHW: the plain rule
 SCAN = "stablehlo.while"  # platform_cpu._conv_as_dots's loop over kernel offsets
 
 
 @pytest.mark.parametrize("platform", [None, "cpu"], ids=["this-machine", "cpu"])
 def test_conv_lowered_for_cpu_is_tuned(platform):
-    forward, per_sample = _conv_programs(platform)
+    forward, gradient, per_sample, backward = _conv_programs(platform)
     assert UNPADDED_CONV_PADDED_ON_CPU in forward
-    assert SCAN in per_sample
+    for program in (forward, gradient, backward):  # every convolution, the input gradient's too
+        assert set(_conv_layouts(program)) == {XLA_CPU_LAYOUTS}
+    for program in (gradient, per_sample, backward):
+        assert SCAN in program
 
 
 @pytest.mark.parametrize("platform", ["cuda", "tpu"])
 def test_conv_lowered_for_another_platform_is_plain(platform):
-    forward, per_sample = _conv_programs(platform)
-    assert UNPADDED_CONV_PADDED_ON_CPU not in forward and "stablehlo.convolution" in forward
-    assert SCAN not in per_sample and "stablehlo.convolution" in per_sample
+    forward, gradient, per_sample, backward = _conv_programs(platform)
+    assert UNPADDED_CONV_PADDED_ON_CPU not in forward and _conv_layouts(forward) == [TORCH_LAYOUTS]
+    for program in (gradient, per_sample, backward):
+        assert SCAN not in program and "stablehlo.convolution" in program
+        assert XLA_CPU_LAYOUTS not in program
 
 
 # --------------------------------------------------------------------------- matmul

@@ -1,7 +1,8 @@
 """Convolutions (1d/2d/3d, grouped, dilated, transposed) and their backward, plus col2im.
 
 The plain rule is XLA's convolution; programs lowered for CPU get the lowering of
-``platform_cpu.conv`` instead (fast per-sample weight gradients).
+``platform_cpu.conv`` instead (2-D convolutions written in XLA:CPU's own layouts, fast
+per-sample weight gradients).
 """
 
 from __future__ import annotations
