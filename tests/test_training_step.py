@@ -285,22 +285,25 @@ def test_a_view_of_a_parameter_sees_every_update():
 
 def test_state_lives_in_the_program_buffers_between_calls():
     """In the steady state a step neither copies the parameters nor crosses them again:
-    each parameter holds the last call's output buffer, which the next call reads."""
+    each parameter's buffer is the program's, donated to every call, which writes the
+    update into it in place."""
     from torchjax._src.crossing import crossing_cache
 
     model = mlp()
     opt = OPTIMIZERS["adam"](model)
     fast = torchjax.jit(lambda x, y: standard_step(model, opt, x, y))
     data = batches(6, (8, 12))
-    for x, y in data[:3]:
+    for x, y in data[:3]:  # eager; compiled (takes the output buffers over); in place
         fast(x, y)
-    weight = model[0].weight
+    tensors = [*model.parameters(), *[v for s in opt.state.values() for v in s.values()]]
+    pointers = [t.data_ptr() for t in tensors]
     for x, y in data[3:]:
-        before = weight.data_ptr()
+        values = [t.clone() for t in tensors]
         fast(x, y)
-        resident = crossing_cache.get(weight)
-        assert resident.unsafe_buffer_pointer() == weight.data_ptr()  # one buffer, seen by both
-        assert weight.data_ptr() != before  # the output's buffer, not a copy into the old one
+        assert [t.data_ptr() for t in tensors] == pointers  # written in place
+        assert all(not torch.equal(t, v) for t, v in zip(tensors, values))  # and written
+        for t in tensors:  # the next call reads the same buffer, not a crossing of it
+            assert crossing_cache.get(t).unsafe_buffer_pointer() == t.data_ptr()
 
 
 def test_a_changed_hyperparameter_compiles_again_and_is_used():

@@ -214,9 +214,10 @@ def write_back(t: torch.Tensor, value) -> None:
     write_into(t, value)
 
 
-def write_back_all(updates: list) -> None:
-    """Apply updates computed by JAX, ``[(tensor, value)]``, to their torch tensors."""
-    write_all(updates)
+def write_back_all(updates: list, released=frozenset()) -> None:
+    """Apply updates computed by JAX, ``[(tensor, value)]``, to their torch tensors
+    (``released``: ids of tensors whose storage was let go for the call, see crossing)."""
+    write_all(updates, released)
 
 
 def any_tracer(leaves) -> bool:

@@ -296,7 +296,33 @@ def write_into(t: torch.Tensor, value: jax.Array) -> None:
     write_all([(t, value)])
 
 
-def write_all(updates: list[tuple[torch.Tensor, Any]]) -> None:
+def release(t: torch.Tensor, value: Any) -> bool:
+    """Let go of ``t``'s storage if it is NumPy's view of ``value``'s buffer and nothing
+    else sees it, so that ``value`` can be donated to XLA (which writes an update into
+    the buffer only when no view of it exists). ``t`` is left empty until
+    :func:`write_all` gives it its update (``released``), or :func:`restore`."""
+    if type(t) not in _PLAIN_TENSORS or type(value) is not ARRAY_TYPE or not t.numel():
+        return False
+    if t.data_ptr() != _buffer_pointer(value) or storage_use_count(t.untyped_storage()._cdata) > 2:
+        return False
+    with torch.no_grad():
+        t.set_(torch.empty(0, dtype=t.dtype))
+    return True
+
+
+def restore(t: torch.Tensor, value: Any) -> None:
+    """Undo :func:`release` (the call failed): ``t`` views ``value`` again."""
+    if value.is_deleted():
+        raise RuntimeError(
+            f"torchjax: a tensor of shape {tuple(value.shape)} was given to XLA to update in place and the "
+            "program failed after taking it; its value is lost"
+        )
+    with torch.no_grad():
+        t.set_(numpy_to_torch(np.asarray(value)))
+    crossing_cache.put(t, value)
+
+
+def write_all(updates: list[tuple[torch.Tensor, Any]], released: frozenset[int] | set[int] = frozenset()) -> None:
     """Give each torch tensor the values of its update computed by JAX.
 
     Where nothing else can see a tensor's storage (no view, no export alive), the tensor
@@ -304,12 +330,13 @@ def write_all(updates: list[tuple[torch.Tensor, Any]]) -> None:
     buffer, as an output's does, and the update is remembered as the tensor's JAX value,
     so that the next call reads it without crossing (a training step's parameters and
     optimizer state live so between calls). Otherwise the update is copied into the
-    tensor's storage, in place, and remembered all the same.
+    tensor's storage, in place, and remembered all the same. A tensor in ``released``
+    (ids; see :func:`release`) takes its update's buffer over.
     """
     cache = crossing_cache
     with torch.no_grad():
         for t, value in updates:
-            if _can_take_over(t, value):
+            if id(t) in released or _can_take_over(t, value):
                 t.set_(numpy_to_torch(np.asarray(value)))
             else:
                 t.copy_(array_to_torch(value))

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..capture import Capture, seed_from_torch
+from ..crossing import release, restore
 from .program import Entry
 from .settings import jit_disabled
 from .signature import Prepared, RecompileWatch, prepare
@@ -98,13 +99,20 @@ class Compiled:
             donating = entry.donating((*args, buffers), self.name)
             if donating is not None:
                 executable, args = donating, (*args, buffers)
-        if program.x64:
-            with jax.enable_x64(True):
+        released = _release_donated(self.capture, program, call, cvals, dyn_vals) if program.donate else ()
+        try:
+            if program.x64:
+                with jax.enable_x64(True):
+                    out_arrays, arg_updates, cap_updates = executable(*args)
+            else:
                 out_arrays, arg_updates, cap_updates = executable(*args)
-        else:
-            out_arrays, arg_updates, cap_updates = executable(*args)
+        except BaseException:
+            for t, value in released:
+                restore(t, value)
+            raise
+        del args, cvals, dyn_vals  # the inputs' buffers: not kept past the call
         if arg_updates or cap_updates:
-            entry.info.write_back(call, self.capture, arg_updates, cap_updates)
+            entry.info.write_back(call, self.capture, arg_updates, cap_updates, {id(t) for t, _ in released})
         return entry.result(out_arrays, to_torch)
 
     def last_memory_analysis(self) -> Any:
@@ -157,6 +165,19 @@ def _run_differentiable(compiled: Compiled, entry: Entry, call: Prepared, wrt: t
     if updates:
         info.write_back(call, capture, updates[:n_args], updates[n_args:])
     return entry.outputs.build(outs)
+
+
+def _release_donated(capture: Capture, program, call: Prepared, cvals: list, dyn_vals: list) -> list:
+    """The tensors whose buffers the program may write its updates into, let go of
+    (``crossing.release``): ``[(tensor, its input value)]``."""
+    n = program.n_captured
+    captured, leaves, dyn_pos = capture.captured, call.leaves, call.dyn_pos
+    released = []
+    for p, _ in program.donate:
+        t, value = (captured[p], cvals[p]) if p < n else (leaves[dyn_pos[p - n - 1]], dyn_vals[p - n - 1])
+        if isinstance(t, torch.Tensor) and release(t, value):
+            released.append((t, value))
+    return released
 
 
 def _requiring_grad(capture: Capture, n_captured: int, call: Prepared) -> tuple[int, ...]:

@@ -5,10 +5,12 @@ tensors its inputs came from (its kept output buffers are ``reuse.OutputReuse``)
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 from typing import Any
 
 import jax
+import jax.extend.core as jax_core
 import torch
 from torch.utils import _pytree as pytree
 
@@ -33,13 +35,15 @@ class TraceInfo:
     trains: bool = False  # a training step: torch autograd does not record its call
     again: bool = False  # not to be compiled: the caller traces again (``TraceAgain``)
 
-    def write_back(self, call: Prepared, capture: Capture, arg_updates: list, cap_updates: list) -> None:
+    def write_back(
+        self, call: Prepared, capture: Capture, arg_updates: list, cap_updates: list, released=frozenset()
+    ) -> None:
         """Apply the program's writes to the call's tensors and the captured ones."""
         leaves, dyn_pos, captured = call.leaves, call.dyn_pos, capture.captured
         updates = [(leaves[dyn_pos[slot]], value) for slot, value in zip(self.arg_update_slots, arg_updates)]
         updates = [(t, v) for t, v in updates if isinstance(t, torch.Tensor)]
         updates += [(captured[slot], value) for slot, value in zip(self.captured_update_slots, cap_updates)]
-        write_back_all(updates)
+        write_back_all(updates, released)
 
 
 class Program:
@@ -47,7 +51,7 @@ class Program:
     need gradients (a training loop never does); torch autograd differentiates the
     traced program (:meth:`differentiable`) when a call does."""
 
-    __slots__ = ("_traced", "autograd", "executable", "jaxpr", "n_captured", "used_random", "x64")
+    __slots__ = ("_traced", "autograd", "donate", "executable", "jaxpr", "n_captured", "out_tree", "used_random", "x64")
 
     def __init__(self, traced: Any, n_captured: int, used_random: bool, x64: bool):
         self._traced = traced
@@ -59,13 +63,20 @@ class Program:
         # so that NumPy inputs keep their dtype (float32 programs skip that context)
         self.x64 = x64
         self.autograd: AutogradProgram | None = None
+        self.out_tree = jax.tree_util.tree_structure(traced.out_info)
+        # (input, output) pairs, positions among the flat inputs (captured values, seed,
+        # call arrays) and outputs: the buffers a training step writes its updates into
+        self.donate: tuple[tuple[int, int], ...] = ()
 
     def compile(self) -> Any:
         traced = self._traced
         if traced is None:  # another thread compiled it meanwhile
             return self.executable
         with jax.enable_x64(True):
-            self.executable = traced.lower().compile()
+            if self.donate:
+                self.executable = _Donating(self.jaxpr, self.out_tree, self.donate)
+            else:
+                self.executable = traced.lower().compile()
         self._traced = None
         return self.executable
 
@@ -74,6 +85,46 @@ class Program:
         if self.autograd is None:
             self.autograd = AutogradProgram(self.jaxpr, len(self.jaxpr.jaxpr.outvars) - n_updates, name)
         return self.autograd
+
+
+class _Donating:
+    """The program over flat inputs, its update inputs donated: XLA writes each update
+    into the buffer its old value came in (``Compiled.execute`` lets go of the torch
+    views of those buffers first). Called as the plain executable is.
+
+    JAX pairs donated inputs with outputs of the same shape in order, so the outputs are
+    put in the donated inputs' order (each update beside its input): a parameter's
+    update goes into the parameter's own buffer, not into a moment estimate's.
+    """
+
+    __slots__ = ("_executable", "_unperm", "out_tree")
+
+    def __init__(self, jaxpr: Any, out_tree: Any, donate: tuple[tuple[int, int], ...]):
+        flat_avals = [v.aval for v in jaxpr.jaxpr.invars]
+        n_outs = len(jaxpr.jaxpr.outvars)
+        paired = [o for _, o in donate]
+        perm = paired + [o for o in range(n_outs) if o not in set(paired)]
+        self._unperm = [perm.index(o) for o in range(n_outs)]
+        program = jax_core.jaxpr_as_fun(jaxpr)
+
+        def fn(*flat):
+            outs = program(*flat)
+            return [outs[o] for o in perm]
+
+        with warnings.catch_warnings():
+            # an input XLA could not write into (a view of it was alive) is reported on
+            # every call: an optimisation not taken, nothing to tell the user
+            warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
+            donated = tuple(i for i, _ in donate)
+            self._executable = jax.jit(fn, donate_argnums=donated, keep_unused=True).lower(*flat_avals).compile()
+        self.out_tree = out_tree
+
+    def __call__(self, cvals, seed, dyn):
+        outs = self._executable(*cvals, seed, *dyn)
+        return jax.tree_util.tree_unflatten(self.out_tree, [outs[k] for k in self._unperm])
+
+    def memory_analysis(self) -> Any:
+        return self._executable.memory_analysis()
 
 
 class OutputStructure:

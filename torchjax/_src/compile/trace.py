@@ -90,6 +90,12 @@ def trace(capture: Capture, body: Body, call: Prepared, name: str) -> Entry:
             raise RuntimeError(f"{name}: the captured tensors kept changing between traces")
     info = pure.info
     program = Program(traced, len(cvals), info.used_random, needs_x64([*cvals, *dyn_vals]))
+    if info.trains:  # a training step writes its state into the buffers it came in
+        n, n_out = len(cvals), len(traced.out_info[0])
+        n_arg = len(info.arg_update_slots)
+        pairs = [(n + 1 + slot, n_out + k) for k, slot in enumerate(info.arg_update_slots)]
+        pairs += [(slot, n_out + n_arg + k) for k, slot in enumerate(info.captured_update_slots)]
+        program.donate = tuple(sorted(pairs))
     reuse = None
     positions = reusable_outputs(traced.jaxpr.jaxpr, traced.out_info[0])
     if positions:
