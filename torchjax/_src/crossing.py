@@ -277,6 +277,10 @@ class CrossingCache:
         """Remember ``arr`` as ``t``'s JAX value (they hold the same values now)."""
         key = id(t)
         sig = (t._version, t.data_ptr() if t.numel() else 0, t.shape, t.stride(), t.dtype)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0]() is t:  # its weak reference made once (a step's state)
+            self._entries[key] = (hit[0], sig, arr)
+            return
         try:
             ref = weakref.ref(t, lambda _r, k=key: self._entries.pop(k, None))
         except TypeError:
@@ -296,18 +300,28 @@ def write_into(t: torch.Tensor, value: jax.Array) -> None:
     write_all([(t, value)])
 
 
-def release(t: torch.Tensor, value: Any) -> bool:
-    """Let go of ``t``'s storage if it is NumPy's view of ``value``'s buffer and nothing
-    else sees it, so that ``value`` can be donated to XLA (which writes an update into
-    the buffer only when no view of it exists). ``t`` is left empty until
-    :func:`write_all` gives it its update (``released``), or :func:`restore`."""
-    if type(t) not in _PLAIN_TENSORS or type(value) is not ARRAY_TYPE or not t.numel():
-        return False
-    if t.data_ptr() != _buffer_pointer(value) or storage_use_count(t.untyped_storage()._cdata) > 2:
-        return False
+def release_all(pairs: list[tuple[torch.Tensor, Any]]) -> list[tuple[torch.Tensor, Any]]:
+    """Let go of each tensor's storage where it is NumPy's view of its value's buffer and
+    nothing else sees it, so that the value can be donated to XLA (which writes an update
+    into a buffer only when no view of it exists). Returns the pairs let go of; each such
+    tensor is empty until :func:`write_all` gives it its update (``released``), or
+    :func:`restore`."""
+    released = []
     with torch.no_grad():
-        t.set_(torch.empty(0, dtype=t.dtype))
-    return True
+        for t, value in pairs:
+            if type(t) not in _PLAIN_TENSORS or type(value) is not ARRAY_TYPE or not t.numel():
+                continue
+            if t.data_ptr() != _buffer_pointer(value) or storage_use_count(t.untyped_storage()._cdata) > 2:
+                continue
+            empty = _EMPTY.get(t.dtype)
+            if empty is None:
+                empty = _EMPTY[t.dtype] = torch.empty(0, dtype=t.dtype)
+            t.set_(empty)
+            released.append((t, value))
+    return released
+
+
+_EMPTY: dict[torch.dtype, torch.Tensor] = {}  # what a let-go tensor views meanwhile
 
 
 def restore(t: torch.Tensor, value: Any) -> None:

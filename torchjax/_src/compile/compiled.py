@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..capture import Capture, seed_from_torch
-from ..crossing import release, restore
+from ..crossing import release_all, restore
 from .program import Entry
 from .settings import jit_disabled
 from .signature import Prepared, RecompileWatch, prepare
@@ -169,15 +169,14 @@ def _run_differentiable(compiled: Compiled, entry: Entry, call: Prepared, wrt: t
 
 def _release_donated(capture: Capture, program, call: Prepared, cvals: list, dyn_vals: list) -> list:
     """The tensors whose buffers the program may write its updates into, let go of
-    (``crossing.release``): ``[(tensor, its input value)]``."""
+    (``crossing.release_all``): ``[(tensor, its input value)]``."""
     n = program.n_captured
     captured, leaves, dyn_pos = capture.captured, call.leaves, call.dyn_pos
-    released = []
-    for p, _ in program.donate:
-        t, value = (captured[p], cvals[p]) if p < n else (leaves[dyn_pos[p - n - 1]], dyn_vals[p - n - 1])
-        if isinstance(t, torch.Tensor) and release(t, value):
-            released.append((t, value))
-    return released
+    pairs = [
+        (captured[p], cvals[p]) if p < n else (leaves[dyn_pos[p - n - 1]], dyn_vals[p - n - 1])
+        for p, _ in program.donate
+    ]
+    return release_all(pairs)
 
 
 def _requiring_grad(capture: Capture, n_captured: int, call: Prepared) -> tuple[int, ...]:

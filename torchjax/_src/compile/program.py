@@ -97,7 +97,7 @@ class _Donating:
     update goes into the parameter's own buffer, not into a moment estimate's.
     """
 
-    __slots__ = ("_executable", "_unperm", "out_tree")
+    __slots__ = ("_executable", "_split", "_unperm", "out_tree")
 
     def __init__(self, jaxpr: Any, out_tree: Any, donate: tuple[tuple[int, int], ...]):
         flat_avals = [v.aval for v in jaxpr.jaxpr.invars]
@@ -118,10 +118,15 @@ class _Donating:
             donated = tuple(i for i, _ in donate)
             self._executable = jax.jit(fn, donate_argnums=donated, keep_unused=True).lower(*flat_avals).compile()
         self.out_tree = out_tree
+        # (outputs, input updates, captured updates): lists, in this order
+        sizes = [len(part) for part in jax.tree_util.tree_unflatten(out_tree, [None] * n_outs)]
+        self._split = (sizes[0], sizes[0] + sizes[1])
 
     def __call__(self, cvals, seed, dyn):
         outs = self._executable(*cvals, seed, *dyn)
-        return jax.tree_util.tree_unflatten(self.out_tree, [outs[k] for k in self._unperm])
+        flat = [outs[k] for k in self._unperm]
+        a, b = self._split
+        return flat[:a], flat[a:b], flat[b:]
 
     def memory_analysis(self) -> Any:
         return self._executable.memory_analysis()
