@@ -371,3 +371,22 @@ def test_disable_jit_runs_a_training_step_op_by_op():
             torch.testing.assert_close(loss, standard_step(ref, ref_opt, x, y).detach())
             assert_same_state(model, ref, opt, ref_opt)
     assert fast.compiled.cache_size() == 0
+
+
+def test_train_and_eval_modes_each_get_their_program():
+    """``model.eval()`` between calls must not run the program traced in training mode."""
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(16))
+    fast_model = torchjax.jit(model)
+    fast_fn = torchjax.jit(lambda x: model(x) * 2)
+    x = torch.randn(8, 12)
+    for mode in (True, False, True, False):
+        model.train(mode)
+        with torch.no_grad():
+            got, got_fn = fast_model(x), fast_fn(x)
+        model.eval()  # the reference, without dropout's randomness or a stats update
+        if not mode:
+            torch.testing.assert_close(got, model(x))
+            torch.testing.assert_close(got_fn, model(x) * 2)
+        else:
+            assert (got == 0).float().mean() > 0.1 or not torch.allclose(got, model(x))  # dropout ran
+    assert fast_model.compiled.cache_size() == 2 and fast_fn.compiled.cache_size() == 2

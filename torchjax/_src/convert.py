@@ -181,7 +181,7 @@ class TorchFunction:
         self.name = name or f"jit({getattr(fn, '__qualname__', type(fn).__name__)})"
         self.capture = Capture(fn)
         self.compiled = Compiled(self.capture, self.name)
-        self.state = StepState()
+        self.state = StepState(list(fn.modules()) if isinstance(fn, torch.nn.Module) else [])
         self._step = step_body(fn, self.state)
         self._eager_calls = 0
         self._settled = False
@@ -200,7 +200,7 @@ class TorchFunction:
             self._eager_calls = 0
             if actions:
                 self.state.apply(actions)
-            if self.state and not self._settled:
+            if self.state.trains and not self._settled:
                 # Once, after the first compiled step: the crossings of its tensors' first
                 # buffers sit in reference cycles until a collection, and while they do,
                 # the tensors cannot take the program's output buffers over (crossing.py)
@@ -211,7 +211,7 @@ class TorchFunction:
 
     def _body(self, ctx, a, k):
         res = run_traced(self._step, a, k, ctx)
-        res.trains = bool(self.state)
+        res.trains = self.state.trains
         res.again = any(self.state.outcome)
         return res
 

@@ -18,6 +18,7 @@ class _ModulePath(threading.local):
     def __init__(self):
         self.stack: list[str] = []
         self.names: dict[int, str] = {}  # id(module) -> its path in the captured root module
+        self.met: dict[int, torch.nn.Module] = {}  # the modules run, in the order first run
 
 
 _module_path = _ModulePath()
@@ -26,6 +27,7 @@ _module_path = _ModulePath()
 def _enter_module(module, args) -> None:
     if _module_path.stack:  # this thread is capturing
         _module_path.stack.append(_module_path.names.get(id(module), type(module).__name__))
+        _module_path.met.setdefault(id(module), module)
 
 
 def _exit_module(module, args, out) -> None:
@@ -93,6 +95,13 @@ def module_path_tracking(fn):
     finally:
         state.stack.clear()
         state.names.clear()
+        state.met.clear()
+
+
+def modules_met() -> list[torch.nn.Module]:
+    """The modules this thread's capture has run so far (their ``training`` flags are
+    Python state the traced program depends on)."""
+    return list(_module_path.met.values())
 
 
 def module_path() -> str | None:

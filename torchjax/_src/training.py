@@ -40,6 +40,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 
 from .capture_patch import CapturePatch
 from .errors import TracingError
+from .module_path import modules_met
 from .tensor import JaxTensor, array_of, current_context
 
 _local = threading.local()  # .trace: the StepTrace running on this thread, if any
@@ -59,14 +60,29 @@ class StepState:
     """The training state one ``torchjax.jit`` function's traces met: the parameters whose
     ``.grad`` it reads or sets, the optimizers it stepped."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: list[torch.nn.Module] = ()) -> None:
         self.params: list[torch.Tensor] = []
         self._param_index: dict[int, int] = {}
         self.optimizers: list[torch.optim.Optimizer] = []
+        # the modules the traces ran: their ``training`` flags are part of every call's
+        # signature (``model.eval()`` between calls must not run the training program)
+        self.modules: list[torch.nn.Module] = list(modules)
+        self._module_ids = {id(m) for m in self.modules}
         self._local = threading.local()  # .gathered: the real tensors of this thread's call; .outcome
 
-    def __bool__(self) -> bool:
+    @property
+    def trains(self) -> bool:
+        """Whether the traces met training state (``.grad``, an optimizer)."""
         return bool(self.params or self.optimizers)
+
+    def add_modules(self, modules: list[torch.nn.Module]) -> bool:
+        """Track these modules' ``training`` flags; True if one was not among this
+        thread's call's inputs (its flag is not in the call's signature)."""
+        new = [m for m in modules if id(m) not in self._module_ids]
+        self.modules.extend(new)
+        self._module_ids.update(id(m) for m in new)
+        gathered = {id(m) for m in self.modules[: getattr(self._local, "n_modules", 0)]}
+        return any(id(m) not in gathered for m in modules)
 
     def index(self, p: torch.Tensor) -> int | None:
         i = self._param_index.get(id(p))
@@ -91,9 +107,12 @@ class StepState:
     def gather(self) -> tuple:
         """The state a call's program reads, as a tree: tensors and learning rates are its
         inputs, everything else (None, hyperparameters, state keys) its signature."""
-        if not self:
-            return ()
-        tree = (tuple([p.grad for p in self.params]), tuple([_optimizer_tree(o) for o in self.optimizers]))
+        modes = tuple([m.training for m in self.modules])
+        self._local.n_modules = len(modes)
+        if not self.trains:
+            self._local.gathered = ()
+            return (modes,) if modes else ()
+        tree = (tuple([p.grad for p in self.params]), tuple([_optimizer_tree(o) for o in self.optimizers]), modes)
         self._local.gathered = tree
         return tree
 
@@ -155,8 +174,8 @@ class StepTrace:
         self._input_params = {id(p) for p in self.state.params[: len(real[0])]} if real else set()
         self._input_optimizers = {id(o) for o in self.state.optimizers[: len(real[1])]} if real else set()
         if real:
-            grads, opts = real
-            in_grads, in_opts = self.inputs
+            grads, opts, _ = real
+            in_grads, in_opts, _ = self.inputs
             for p, g, jg in zip(self.state.params, grads, in_grads):
                 self.note_grad(p)
                 if g is not None:
@@ -379,7 +398,8 @@ def step_body(fn: Callable, state: StepState) -> Callable:
         with tracing(state, inputs) as trace:
             out = fn(*args, **kwargs)
             actions = trace.finish()
-        state.outcome = (trace.discovered, trace.created)
+        new_modules = state.add_modules(modules_met())
+        state.outcome = (trace.discovered or new_modules, trace.created)
         return out, actions
 
     run.__qualname__ = getattr(fn, "__qualname__", type(fn).__name__)
