@@ -37,7 +37,8 @@ LAYERS = [
     ["_src.torch_autograd"],
     ["_src.compile", "_src.compile.*"],
     ["_src.convert", "_src.transforms", "_src.transforms.*"],
-    ["func", "functorch", "autograd", "autograd.*", "testing", "", "demo"],
+    ["_src.compare", "_src.compare.*"],  # torch against torchjax, by module and by op
+    ["func", "functorch", "autograd", "autograd.*", "testing", "", "demo", "__main__"],
 ]
 
 

@@ -1,4 +1,8 @@
-"""Compare torch eager / torch.func against torchjax on the same function."""
+"""Compare torch eager / torch.func against torchjax on the same function.
+
+:func:`compare` reports where the two part ways, by module or by ATen op
+(``docs/compare.md``); :func:`assert_matches_torch` is one pass/fail on the result.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from ._src.compare import Entry as Entry
+from ._src.compare import Report as Report
+from ._src.compare import compare as compare
 from ._src.convert import jit
 
-__all__ = ["assert_close_tree", "assert_matches_torch"]
+__all__ = ["Entry", "Report", "assert_close_tree", "assert_matches_torch", "compare"]
 
 
 def assert_close_tree(actual: Any, expected: Any, *, rtol: float | None = None, atol: float | None = None) -> None:
