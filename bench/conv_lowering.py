@@ -353,14 +353,18 @@ LAYERS = {"conv1 1→32, 28x28": (1, 32, 28), "conv2 32→64, 26x26": (32, 64, 2
 TORCH = "torch eager (oneDNN)"
 
 
+def layer_data(batch: int, c: int, o: int, size: int) -> tuple[tuple, tuple]:
+    """One 3x3 layer's input, kernel and output gradient, as torch tensors and as JAX arrays."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, c, size, size)).astype(np.float32)
+    w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    g = rng.standard_normal((batch, o, size - 2, size - 2)).astype(np.float32)
+    return tuple(torch.from_numpy(a) for a in (x, w, g)), tuple(jnp.asarray(a) for a in (x, w, g))
+
+
 def pass_tables(batch: int, rounds: int, forward_only: bool) -> None:
     for layer, (c, o, size) in LAYERS.items():
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((batch, c, size, size)).astype(np.float32)
-        w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-        g = rng.standard_normal((batch, o, size - 2, size - 2)).astype(np.float32)
-        tx, tw, tg = (torch.from_numpy(a) for a in (x, w, g))
-        jx, jw, jg = (jnp.asarray(a) for a in (x, w, g))
+        (tx, tw, tg), (jx, jw, jg) = layer_data(batch, c, o, size)
         exact = [a.double() for a in (tg, tx, tw)]
         want_x, want_w, _ = torch_backward([True, True, False], *exact)
         want_out = torch_forward(exact[1], exact[2])
@@ -469,12 +473,7 @@ def _split_pullback(rule, x, w, g):
 
 def rule_tables(batch: int, rounds: int) -> None:
     c, o, size = LAYERS["conv2 32→64, 26x26"]
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, c, size, size)).astype(np.float32)
-    w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-    g = rng.standard_normal((batch, o, size - 2, size - 2)).astype(np.float32)
-    tx, tw, tg = (torch.from_numpy(a) for a in (x, w, g))
-    jx, jw, jg = (jnp.asarray(a) for a in (x, w, g))
+    (tx, tw, tg), (jx, jw, jg) = layer_data(batch, c, o, size)
     one_program = lambda rule: partial(jax.jit(lambda x, w, g: jax.vjp(rule, x, w)[1](g)), jx, jw, jg)
     contenders = {
         TORCH + ": input and weight gradients": partial(torch_backward, [True, True, False], tg, tx, tw),

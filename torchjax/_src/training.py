@@ -267,7 +267,7 @@ class StepTrace:
             if now is None:
                 value = None
             else:
-                value = _as_jax(now)
+                value = array_of(now)
             actions.append((self.state.add_param(p), value))
         return tuple(actions)
 
@@ -283,10 +283,6 @@ class StepTrace:
         for fn in reversed(self._undo):
             fn()
         self._undo.clear()
-
-
-def _as_jax(t: torch.Tensor):
-    return array_of(t)
 
 
 def _set_grad(p: torch.Tensor, value) -> None:
